@@ -1,0 +1,65 @@
+# Hookway — the same targets run on a laptop and in CI.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# uv from PATH, else the copy `make install` puts in the user's site-packages.
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+RUN := $(UV) run --frozen
+# PostgreSQL the test suite uses when it is reachable (pytest-django creates test_hookway).
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/hookway
+
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-smoke superuser
+
+help:
+	@echo "make run    set everything up and serve Hookway on http://$(HOST):$(PORT)"
+	@echo "make test   set everything up and run lint, types and the tests (SQLite + PostgreSQL)"
+	@echo "make bench  run the benchmarks (bench/README.md); make bench-smoke for a quick check"
+
+install:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+		{ echo "installing uv with pip"; python3 -m pip install --user --quiet uv; }
+	@$(UV) sync --frozen --quiet
+
+run: install
+	@mkdir -p var
+	@sed -e "s#http://127.0.0.1:8000/#http://$(HOST):$(PORT)/#" config/demo.toml > var/demo.toml
+	@$(RUN) python manage.py migrate --no-input -v0
+	@HOST=$(HOST) PORT=$(PORT) $(RUN) python manage.py banner
+	@HOOKWAY_CONFIG=$${HOOKWAY_CONFIG:-var/demo.toml} \
+		HOOKWAY_ALLOW_PRIVATE_DESTINATIONS=$${HOOKWAY_ALLOW_PRIVATE_DESTINATIONS:-true} \
+		exec $(RUN) uvicorn hookway.asgi:application --host $(HOST) --port $(PORT) \
+		--lifespan on --no-access-log --timeout-graceful-shutdown 15
+
+superuser: install
+	$(RUN) python manage.py createsuperuser
+
+lint: install
+	$(RUN) ruff format --check .
+	$(RUN) ruff check .
+
+typecheck: install
+	$(RUN) mypy hookway
+
+test-sqlite: install
+	env -u DATABASE_URL $(RUN) pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no tests selected
+
+test-postgres: install
+	@if $(RUN) python -c "import psycopg; psycopg.connect('$(PG_TEST_URL)'.rsplit('/', 1)[0] + '/postgres', connect_timeout=3).close()" 2>/dev/null; then \
+		DATABASE_URL=$(PG_TEST_URL) $(RUN) pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]; \
+	elif [ -n "$$CI" ]; then \
+		echo "PostgreSQL is not reachable at $(PG_TEST_URL): CI must test it"; exit 1; \
+	else \
+		echo "SKIPPED: PostgreSQL is not reachable at $(PG_TEST_URL); set PG_TEST_URL to test it"; \
+	fi
+
+test: lint typecheck test-sqlite test-postgres
+
+bench: install
+	$(RUN) python -m bench
+
+bench-smoke: install
+	$(RUN) python -m bench --quick

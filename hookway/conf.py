@@ -1,0 +1,188 @@
+"""Hookway's settings, read once from the environment (12-factor).
+
+Every value is validated when the process starts: a bad value raises
+``ImproperlyConfigured`` naming the variable and what it expected, so a typo in a
+deployment fails loudly at boot instead of silently at the first webhook.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def envstr(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, default)
+
+
+def envbool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={raw!r}: expected a boolean (true/false, 1/0, yes/no, on/off)"
+    )
+
+
+def envint(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a whole number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a whole number >= {minimum}")
+    return value
+
+
+def envfloat(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a number of seconds") from None
+    if not value >= minimum or value == float("inf"):
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a finite number >= {minimum}")
+    return value
+
+
+def envlist(env: Mapping[str, str], name: str, default: list[str]) -> list[str]:
+    raw = env.get(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def envseconds_list(
+    env: Mapping[str, str], name: str, default: tuple[float, ...]
+) -> tuple[float, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    values = []
+    for item in raw.split(","):
+        try:
+            value = float(item.strip())
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}={raw!r}: expected comma-separated seconds, e.g. '0,5,300'"
+            ) from None
+        if not value >= 0 or value == float("inf"):
+            raise ImproperlyConfigured(f"{name}={raw!r}: every delay must be a finite number >= 0")
+        values.append(value)
+    return tuple(values)
+
+
+# Standard Webhooks' recommended schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h,
+# 10 h, 14 h, 20 h, 24 h (the delay before attempt n+1 is entry n).
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
+    0,
+    5,
+    5 * 60,
+    30 * 60,
+    2 * 3600,
+    5 * 3600,
+    10 * 3600,
+    14 * 3600,
+    20 * 3600,
+    24 * 3600,
+)
+
+
+def default_sqlite_url() -> str:
+    return f"sqlite:///{BASE_DIR / 'var' / 'hookway.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class HookwaySettings:
+    database_url: str
+    config_path: Path | None
+    secret_key: str
+    debug: bool
+    allowed_hosts: list[str]
+    embedded_dispatcher: bool
+    allow_private_destinations: bool
+    private_destination_allowlist: list[str]
+    retry_schedule: tuple[float, ...]
+    db_timeout: float
+    retry_after_seconds: int
+    dispatcher_concurrency: int
+    lease_seconds: float
+    poll_interval: float
+    shutdown_grace: float
+    log_level: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
+    """Read and validate every Hookway setting; raise ImproperlyConfigured on a bad one."""
+    env = os.environ if env is None else env
+
+    database_url = envstr(env, "DATABASE_URL", "").strip() or default_sqlite_url()
+    scheme = urlsplit(database_url).scheme
+    if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL={database_url!r}: expected sqlite:///path/to/file.sqlite3 or "
+            "postgres://user:password@host:port/dbname"
+        )
+
+    config_raw = envstr(env, "HOOKWAY_CONFIG", "").strip()
+    config_path = Path(config_raw) if config_raw else None
+    if config_path is not None and not config_path.is_file():
+        raise ImproperlyConfigured(f"HOOKWAY_CONFIG={config_raw!r}: no such file")
+
+    debug = envbool(env, "DEBUG", False)
+    secret_key = envstr(env, "SECRET_KEY", "")
+    if not secret_key:
+        if not debug and env.get("HOOKWAY_REQUIRE_SECRET_KEY", "") in _TRUE:
+            raise ImproperlyConfigured("SECRET_KEY: must be set (a long random string)")
+        # Hookway's own webhook verification never uses SECRET_KEY; Django needs one for
+        # admin sessions. A fixed development key is acceptable only because the
+        # production checklist (docs/deploy.md) sets it.
+        secret_key = "hookway-insecure-development-key-set-SECRET_KEY-in-production"
+
+    allowed_hosts = envlist(env, "ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+
+    log_level = envstr(env, "HOOKWAY_LOG_LEVEL", "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ImproperlyConfigured(
+            f"HOOKWAY_LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
+
+    return HookwaySettings(
+        database_url=database_url,
+        config_path=config_path,
+        secret_key=secret_key,
+        debug=debug,
+        allowed_hosts=allowed_hosts,
+        embedded_dispatcher=envbool(env, "HOOKWAY_EMBEDDED_DISPATCHER", True),
+        allow_private_destinations=envbool(env, "HOOKWAY_ALLOW_PRIVATE_DESTINATIONS", False),
+        private_destination_allowlist=envlist(env, "HOOKWAY_PRIVATE_DESTINATION_ALLOWLIST", []),
+        retry_schedule=envseconds_list(env, "HOOKWAY_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE),
+        db_timeout=envfloat(env, "HOOKWAY_DB_TIMEOUT", 5.0, minimum=0.05),
+        retry_after_seconds=envint(env, "HOOKWAY_RETRY_AFTER", 5, minimum=1),
+        dispatcher_concurrency=envint(env, "HOOKWAY_DISPATCHER_CONCURRENCY", 200, minimum=1),
+        lease_seconds=envfloat(env, "HOOKWAY_LEASE_SECONDS", 60.0, minimum=1.0),
+        poll_interval=envfloat(env, "HOOKWAY_POLL_INTERVAL", 1.0, minimum=0.01),
+        shutdown_grace=envfloat(env, "HOOKWAY_SHUTDOWN_GRACE", 10.0, minimum=0.0),
+        log_level=log_level,
+    )

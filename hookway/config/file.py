@@ -1,0 +1,293 @@
+"""Parse and validate a ``hookway.toml`` file (the contract in docs/configuration.md).
+
+Every problem is reported with its place (``sources[2].verify``) and what was expected;
+nothing is half-applied: a file with one error is rejected whole.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from hookway.models import ONE_MIB, VerifyScheme
+
+
+class ConfigError(ValueError):
+    """The config file is unreadable or invalid; the message names the file and the key."""
+
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
+SCHEMES = {choice.value for choice in VerifyScheme}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    slug: str
+    verify: str = "none"
+    secrets: tuple[str, ...] = ()
+    require_event_name: bool = False
+    max_body_bytes: int = ONE_MIB
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class DestinationConfig:
+    name: str
+    url: str
+    signing_secret: str = ""
+    timeout_seconds: float = 15.0
+    max_attempts: int = 10
+    concurrency: int = 20
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    source: str
+    destination: str
+    events: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HookwayConfig:
+    sources: tuple[SourceConfig, ...] = ()
+    destinations: tuple[DestinationConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = field(default=())
+
+
+def resolve_secret(ref: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Return the secret a reference names (``env:NAME`` or a literal); None if unset."""
+    env = os.environ if env is None else env
+    if ref.startswith("env:"):
+        value = env.get(ref[4:])
+        return value if value else None
+    return ref
+
+
+class _Table:
+    """One ``[[sources]]``-style table, read key by key with the key's place in errors."""
+
+    def __init__(self, where: str, data: Any, allowed: set[str]):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a table")
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+            )
+        self.where = where
+        self.data = data
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str:
+        if key not in self.data:
+            if required or default is None:
+                raise ConfigError(f"{self.where}.{key}: required")
+            return default
+        value = self.data[key]
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.where}.{key}: expected a string, got {value!r}")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.where}.{key}: expected true or false, got {value!r}")
+        return value
+
+    def whole(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise ConfigError(
+                f"{self.where}.{key}: expected a whole number from {minimum} to {maximum}, "
+                f"got {value!r}"
+            )
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float, maximum: float) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self.where}.{key}: expected a number, got {value!r}")
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{self.where}.{key}: expected {minimum} to {maximum}, got {value!r}")
+        return float(value)
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{self.where}.{key}: expected a string or a list of strings")
+        return tuple(value)
+
+
+def _check_secret_refs(where: str, refs: tuple[str, ...], env: Mapping[str, str]) -> None:
+    for ref in refs:
+        if ref.startswith("env:"):
+            name = ref[4:]
+            if not name:
+                raise ConfigError(f"{where}: 'env:' needs a variable name, e.g. 'env:GITLAB_TOKEN'")
+            if not env.get(name):
+                raise ConfigError(f"{where}: environment variable {name} is not set or empty")
+
+
+def _source(index: int, raw: Any, env: Mapping[str, str]) -> SourceConfig:
+    t = _Table(
+        f"sources[{index}]",
+        raw,
+        {"slug", "verify", "secret", "require_event_name", "max_body_bytes", "enabled"},
+    )
+    slug = t.text("slug", required=True)
+    if not SLUG_RE.match(slug):
+        raise ConfigError(
+            f"{t.where}.slug: {slug!r} must be 1-63 lowercase letters, digits, '-' or '_'"
+        )
+    verify = t.text("verify", "none")
+    if verify not in SCHEMES:
+        raise ConfigError(
+            f"{t.where}.verify: {verify!r} is not one of {', '.join(sorted(SCHEMES))}"
+        )
+    secrets = t.texts("secret")
+    if verify != "none" and not secrets:
+        raise ConfigError(f"{t.where}.secret: verify = {verify!r} needs a secret")
+    _check_secret_refs(f"{t.where}.secret", secrets, env)
+    if verify == "standard-webhooks":
+        from hookway.ingest.verify import decode_whsec
+
+        for ref in secrets:
+            value = resolve_secret(ref, env)
+            if value is not None and decode_whsec(value) is None:
+                raise ConfigError(
+                    f"{t.where}.secret: a standard-webhooks secret must be 'whsec_' + base64"
+                )
+    return SourceConfig(
+        slug=slug,
+        verify=verify,
+        secrets=secrets,
+        require_event_name=t.flag("require_event_name", False),
+        max_body_bytes=t.whole("max_body_bytes", ONE_MIB, minimum=1, maximum=64 * ONE_MIB),
+        enabled=t.flag("enabled", True),
+    )
+
+
+def _destination(index: int, raw: Any, env: Mapping[str, str]) -> DestinationConfig:
+    t = _Table(
+        f"destinations[{index}]",
+        raw,
+        {
+            "name",
+            "url",
+            "signing_secret",
+            "timeout_seconds",
+            "max_attempts",
+            "concurrency",
+            "enabled",
+        },
+    )
+    name = t.text("name", required=True)
+    if not SLUG_RE.match(name):
+        raise ConfigError(
+            f"{t.where}.name: {name!r} must be 1-63 lowercase letters, digits, '-' or '_'"
+        )
+    url = t.text("url", required=True)
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"{t.where}.url: {url!r} must be an absolute http:// or https:// URL")
+    signing_secret = t.text("signing_secret", "")
+    if signing_secret:
+        _check_secret_refs(f"{t.where}.signing_secret", (signing_secret,), env)
+        from hookway.ingest.verify import decode_whsec
+
+        value = resolve_secret(signing_secret, env)
+        if value is not None and decode_whsec(value) is None:
+            raise ConfigError(f"{t.where}.signing_secret: expected 'whsec_' + base64")
+    return DestinationConfig(
+        name=name,
+        url=url,
+        signing_secret=signing_secret,
+        timeout_seconds=t.number("timeout_seconds", 15.0, minimum=0.1, maximum=600),
+        max_attempts=t.whole("max_attempts", 10, minimum=1, maximum=100),
+        concurrency=t.whole("concurrency", 20, minimum=1, maximum=10_000),
+        enabled=t.flag("enabled", True),
+    )
+
+
+def _route(index: int, raw: Any) -> RouteConfig:
+    t = _Table(f"routes[{index}]", raw, {"source", "destination", "events"})
+    events = t.texts("events")
+    for pattern in events:
+        try:
+            fnmatch.translate(pattern)
+        except Exception as exc:  # pragma: no cover - fnmatch accepts nearly anything
+            raise ConfigError(f"{t.where}.events: bad pattern {pattern!r}: {exc}") from None
+    return RouteConfig(
+        source=t.text("source", required=True),
+        destination=t.text("destination", required=True),
+        events=events,
+    )
+
+
+def parse(
+    text: str, *, name: str = "hookway.toml", env: Mapping[str, str] | None = None
+) -> HookwayConfig:
+    """Parse config text; return a HookwayConfig or raise ConfigError naming the problem."""
+    env = os.environ if env is None else env
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - {"sources", "destinations", "routes"})
+    if unknown:
+        raise ConfigError(
+            f"{name}: unknown top-level key {unknown[0]!r} (expected [[sources]], "
+            "[[destinations]], [[routes]])"
+        )
+    for key in ("sources", "destinations", "routes"):
+        if not isinstance(data.get(key, []), list):
+            raise ConfigError(f"{name}: {key} must be an array of tables ([[{key}]])")
+    try:
+        sources = tuple(_source(i, raw, env) for i, raw in enumerate(data.get("sources", [])))
+        destinations = tuple(
+            _destination(i, raw, env) for i, raw in enumerate(data.get("destinations", []))
+        )
+        routes = tuple(_route(i, raw) for i, raw in enumerate(data.get("routes", [])))
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+    def unique(kind: str, values: list[str]) -> None:
+        seen: set[str] = set()
+        for value in values:
+            if value in seen:
+                raise ConfigError(f"{name}: {kind} {value!r} is defined twice")
+            seen.add(value)
+
+    unique("source", [s.slug for s in sources])
+    unique("destination", [d.name for d in destinations])
+    unique("route", [f"{r.source} -> {r.destination}" for r in routes])
+    source_slugs = {s.slug for s in sources}
+    destination_names = {d.name for d in destinations}
+    for i, route in enumerate(routes):
+        if route.source not in source_slugs:
+            raise ConfigError(
+                f"{name}: routes[{i}].source: no source {route.source!r} in this file"
+            )
+        if route.destination not in destination_names:
+            raise ConfigError(
+                f"{name}: routes[{i}].destination: no destination {route.destination!r} in this file"
+            )
+    return HookwayConfig(sources=sources, destinations=destinations, routes=routes)
+
+
+def load(path: Path, env: Mapping[str, str] | None = None) -> HookwayConfig:
+    """Read and parse the file at ``path``; raise ConfigError if it can't be read or is invalid."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: can't read: {exc}") from None
+    return parse(text, name=str(path), env=env)

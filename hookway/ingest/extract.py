@@ -1,0 +1,75 @@
+"""What ingest reads from a verified request besides the signature: the event name and
+the sender's delivery id (the dedupe key), per the table in docs/verification.md."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from hookway.ingest.errors import InvalidField
+
+MAX_FIELD_LENGTH = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _body_str(payload: Any, *keys: str) -> str | None:
+    if not isinstance(payload, dict):
+        return None
+    for key in keys:
+        value = payload.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def _header_str(headers: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        value = headers.get(name)
+        if value and value.strip():
+            return value
+    return None
+
+
+def _clean(what: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > MAX_FIELD_LENGTH:
+        raise InvalidField(f"{what} is longer than {MAX_FIELD_LENGTH} characters")
+    if _CONTROL.search(value):
+        raise InvalidField(f"{what} contains control characters")
+    return value
+
+
+def event_name(scheme: str, headers: Mapping[str, str], payload: Any) -> str | None:
+    """Return the event name the scheme defines for this request, or None if absent."""
+    if scheme == "github":
+        found = _header_str(headers, "X-GitHub-Event")
+    elif scheme == "gitlab":
+        # System hooks carry `event_name`, project and group hooks `object_kind`.
+        found = _body_str(payload, "event_name", "object_kind") or _header_str(
+            headers, "X-Gitlab-Event"
+        )
+    elif scheme in ("stripe", "standard-webhooks"):
+        found = _body_str(payload, "type")
+    else:
+        found = _body_str(payload, "event_name", "type", "event") or _header_str(
+            headers, "X-Event-Name"
+        )
+    return _clean("event name", found)
+
+
+def delivery_id(scheme: str, headers: Mapping[str, str], payload: Any) -> str | None:
+    """Return the sender's delivery id (the dedupe key) for this request, or None."""
+    if scheme == "github":
+        found = _header_str(headers, "X-GitHub-Delivery")
+    elif scheme == "gitlab":
+        found = _header_str(headers, "Idempotency-Key", "X-Gitlab-Event-UUID")
+    elif scheme == "stripe":
+        found = _body_str(payload, "id")
+    elif scheme == "standard-webhooks":
+        found = _header_str(headers, "webhook-id")
+    else:
+        found = _header_str(headers, "Idempotency-Key")
+    return _clean("delivery id", found)

@@ -1,0 +1,194 @@
+"""``POST /hooks/<slug>``: verify, parse, dedupe, store, answer. No delivery work here.
+
+The checks run in the order of the ingest contract's cost and meaning: method, source,
+size, content type, signature, body, event name; then one transaction. Any failure
+raises an IngestError which ``_error_response`` maps to the documented status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from hookway import gate, timing
+from hookway.config.file import resolve_secret
+from hookway.ingest import extract, verify
+from hookway.ingest.errors import (
+    BodyTooLarge,
+    IngestError,
+    MalformedBody,
+    MethodNotAllowed,
+    MissingEventName,
+    StoreUnavailable,
+    UnknownSource,
+    UnsupportedContentType,
+)
+from hookway.store.events import IncomingEvent, SourceSpec
+
+logger = logging.getLogger("hookway.ingest")
+
+SLUG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+BODY_TOO_LARGE = "hookway.body_too_large"
+SOURCE_KEY = "hookway.source"
+_UNSET = object()
+
+# Headers that carry credentials are not kept with the stored event.
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-gitlab-token",
+        "x-webhook-token",
+        "x-api-key",
+    }
+)
+
+
+def _error_response(exc: IngestError) -> JsonResponse:
+    return JsonResponse(
+        {"error": exc.code, "detail": exc.detail}, status=exc.status, headers=exc.headers
+    )
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+def _kept_headers(request: HttpRequest) -> dict[str, str]:
+    kept = {}
+    for name, value in request.headers.items():
+        if name.lower() in SECRET_HEADERS:
+            continue
+        # PostgreSQL's jsonb can't hold U+0000; nothing legitimate sends it in a header.
+        kept[name] = value.replace("\x00", "\ufffd")
+    return kept
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise MalformedBody("the body is empty; expected a JSON document")
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise MalformedBody(
+            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"the body is not valid UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise MalformedBody("the JSON document is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python allows
+        raise MalformedBody(f"invalid JSON: {exc}") from None
+
+
+async def _source(request: HttpRequest, slug: str) -> SourceSpec:
+    # The ASGI handler looks the source up before reading the body (to cap it); reuse it.
+    scope = getattr(request, "scope", {})
+    source = scope.get(SOURCE_KEY, _UNSET)
+    if source is _UNSET:
+        source = await gate.aget_source(slug) if SLUG_RE.match(slug) else None
+    if source is None:
+        raise UnknownSource(f"no enabled source named {slug!r}")
+    assert isinstance(source, SourceSpec)
+    return source
+
+
+def _check_size(request: HttpRequest, source: SourceSpec) -> bytes:
+    limit = source.max_body_bytes
+    too_large = BodyTooLarge(f"the body is larger than this source's limit of {limit} bytes")
+    if getattr(request, "scope", {}).get(BODY_TOO_LARGE):
+        raise too_large
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise too_large
+    body = request.body
+    if len(body) > limit:
+        raise too_large
+    return body
+
+
+async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
+    if request.method != "POST":
+        raise MethodNotAllowed(f"{request.method} is not allowed here; send webhooks with POST")
+    try:
+        source = await _source(request, slug)
+    except (OperationalError, InterfaceError) as exc:
+        raise _unavailable(exc) from None
+    timing.label("source", source.slug)
+    body = _check_size(request, source)
+    content_type = request.content_type or ""
+    if not _is_json(content_type):
+        raise UnsupportedContentType(
+            f"content type {content_type or '(none)'!r} is not accepted; send application/json"
+        )
+
+    secrets = [s for s in (resolve_secret(ref) for ref in source.secrets) if s is not None]
+    verify.verify(source.verify, request.headers, body, secrets)
+
+    payload = _parse_json(body)
+    name = extract.event_name(source.verify, request.headers, payload)
+    if name is None and source.require_event_name:
+        raise MissingEventName(_missing_name_detail(source.verify))
+    incoming = IncomingEvent(
+        source_id=source.id,
+        event_name=name or "",
+        delivery_id=extract.delivery_id(source.verify, request.headers, payload),
+        content_type=request.headers.get("Content-Type", content_type)[:255],
+        headers=_kept_headers(request),
+        body=body,
+        received_at=timezone.now(),
+    )
+    try:
+        stored = await gate.astore_event(incoming)
+    except (OperationalError, InterfaceError) as exc:
+        raise _unavailable(exc) from None
+    timing.label("event_id", stored.id)
+    if stored.duplicate:
+        return JsonResponse({"id": stored.id, "duplicate": True}, status=200)
+    if stored.deliveries:
+        from hookway.dispatch import wakeup
+
+        wakeup.notify()
+    return JsonResponse({"id": stored.id, "deliveries": stored.deliveries}, status=202)
+
+
+def _missing_name_detail(scheme: str) -> str:
+    where = {
+        "github": "the X-GitHub-Event header",
+        "gitlab": "body 'event_name' or 'object_kind', or the X-Gitlab-Event header",
+        "stripe": "body 'type'",
+        "standard-webhooks": "body 'type'",
+    }.get(scheme, "body 'event_name', 'type' or 'event', or the X-Event-Name header")
+    return f"this source requires an event name; none found in {where}"
+
+
+def _unavailable(exc: Exception) -> StoreUnavailable:
+    from django.conf import settings
+
+    logger.error("ingest could not reach the database: %s", exc)
+    return StoreUnavailable(
+        "the event could not be stored in time; nothing was stored, retry later",
+        retry_after=settings.HOOKWAY.retry_after_seconds,
+    )
+
+
+@csrf_exempt
+async def receive_hook(request: HttpRequest, slug: str) -> JsonResponse:
+    """Answer a webhook per the ingest contract: 202 stored, 200 duplicate, 4xx, or 503."""
+    try:
+        return await _ingest(request, slug)
+    except IngestError as exc:
+        return _error_response(exc)

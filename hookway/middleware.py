@@ -1,0 +1,66 @@
+"""Request timing: ``Server-Timing``, ``X-Request-ID`` and one structured log line per
+request. Async-only, so it adds no thread hop on Django's async path."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+
+from hookway import timing
+
+logger = logging.getLogger("hookway.request")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestTimingMiddleware:
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]):
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        # The ASGI handler may have started the timer already (it looks up the source
+        # before reading the body); then its database time counts too.
+        timer = timing.current.get()
+        token = None
+        if timer is None:
+            timer = timing.RequestTimer()
+            token = timing.current.set(timer)
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        try:
+            response = await self.get_response(request)
+        finally:
+            if token is not None:
+                timing.current.reset(token)
+        total_ms = (time.perf_counter() - timer.started) * 1000
+        metrics = [f"total;dur={total_ms:.2f}"]
+        if timer.db_calls:
+            metrics.append(f"db;dur={timer.db_seconds * 1000:.2f}")
+        response["Server-Timing"] = ", ".join(metrics)
+        response["X-Request-ID"] = request_id
+        logger.info(
+            json.dumps(
+                {
+                    "event": "request",
+                    "request_id": request_id,
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round(total_ms, 2),
+                    "db_ms": round(timer.db_seconds * 1000, 2),
+                    **timer.labels,
+                },
+                ensure_ascii=True,
+            )
+        )
+        return response

@@ -1,0 +1,180 @@
+"""Hookway's tables: what senders call (Source), what it delivers to (Destination, Route),
+what it stored (Event) and what it did about it (Delivery, Attempt)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from hookway import ids
+
+ONE_MIB = 1024 * 1024
+
+
+class VerifyScheme(models.TextChoices):
+    NONE = "none", "none"
+    TOKEN = "token", "token (X-Webhook-Token)"
+    HMAC_SHA256 = "hmac-sha256", "hmac-sha256 (X-Signature-256)"
+    GITHUB = "github", "GitHub (X-Hub-Signature-256)"
+    GITLAB = "gitlab", "GitLab (X-Gitlab-Token)"
+    STRIPE = "stripe", "Stripe (Stripe-Signature)"
+    STANDARD_WEBHOOKS = "standard-webhooks", "Standard Webhooks (webhook-signature)"
+
+
+class Source(models.Model):
+    slug = models.SlugField(max_length=64, unique=True, help_text="Receives at POST /hooks/<slug>.")
+    verify = models.CharField(
+        max_length=32, choices=VerifyScheme.choices, default=VerifyScheme.NONE
+    )
+    secrets = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Secrets as a JSON list; each a literal or "env:NAME". Any may match (rotation).',
+    )
+    require_event_name = models.BooleanField(default=False)
+    max_body_bytes = models.PositiveIntegerField(default=ONE_MIB)
+    enabled = models.BooleanField(default=True)
+    managed = models.BooleanField(default=False, help_text="Managed by the HOOKWAY_CONFIG file.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Destination(models.Model):
+    name = models.SlugField(max_length=64, unique=True)
+    url = models.URLField(max_length=2000)
+    signing_secret = models.CharField(
+        max_length=200, blank=True, help_text='Optional "whsec_…" (or "env:NAME"): sign outbound.'
+    )
+    timeout_seconds = models.FloatField(default=15.0)
+    max_attempts = models.PositiveIntegerField(default=10)
+    concurrency = models.PositiveIntegerField(default=20)
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=500, blank=True)
+    managed = models.BooleanField(default=False, help_text="Managed by the HOOKWAY_CONFIG file.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Route(models.Model):
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="routes")
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="routes")
+    events = models.JSONField(
+        default=list, blank=True, help_text="Glob patterns on the event name; empty = all events."
+    )
+    enabled = models.BooleanField(default=True)
+    managed = models.BooleanField(default=False, help_text="Managed by the HOOKWAY_CONFIG file.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "destination"], name="route_source_destination"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} → {self.destination_id}"
+
+
+class Event(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=ids.event_id, editable=False)
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="events")
+    event_name = models.CharField(max_length=255, blank=True, db_index=True)
+    # NULL (not "") when the sender gives none: the unique constraint skips NULLs.
+    delivery_id = models.CharField(  # noqa: DJ001
+        max_length=255, null=True, blank=True, help_text="The sender's delivery id (dedupe key)."
+    )
+    content_type = models.CharField(max_length=255, blank=True)
+    headers = models.JSONField(default=dict)
+    body = models.BinaryField()
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "delivery_id"],
+                condition=models.Q(delivery_id__isnull=False),
+                name="event_source_delivery_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "pending"
+    SUCCEEDED = "succeeded", "succeeded"
+    DEAD = "dead", "dead"
+
+
+class Delivery(models.Model):
+    # Sent as `webhook-id`: stable across every retry of this delivery, so receivers dedupe.
+    id = models.CharField(primary_key=True, max_length=32, default=ids.delivery_id, editable=False)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    state = models.CharField(
+        max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "deliveries"
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class AttemptOutcome(models.TextChoices):
+    IN_FLIGHT = "in_flight", "in flight"
+    SUCCESS = "success", "success"
+    RETRY = "retry", "will retry"
+    FAILED = "failed", "failed (permanent)"
+
+
+class Attempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    worker = models.CharField(max_length=100, blank=True)
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField(null=True, blank=True)
+    outcome = models.CharField(
+        max_length=16, choices=AttemptOutcome.choices, default=AttemptOutcome.IN_FLIGHT
+    )
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    response_body = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="attempt_delivery_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} #{self.number}"

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import path, re_path
+
+from hookway import health
+from hookway.ingest.views import receive_hook
+
+urlpatterns = [
+    # Any segment reaches the view, so an unknown slug gets the contract's JSON 404.
+    re_path(r"^hooks/(?P<slug>[^/]+)/?$", receive_hook, name="hookway-ingest"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,132 @@
+"""Fixtures shared by every suite.
+
+- ``make_source`` creates a Source row.
+- ``client`` is an httpx client on Hookway's full ASGI application (handler, middleware,
+  views) in this process; database writes from it happen in other threads, so tests that
+  use it need ``transactional_db`` (the ``pytestmark`` in those modules says so).
+- ``start_server`` starts a real Hookway server process (uvicorn) on the test database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.db import connection
+
+from hookway.models import Source
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def make_source(transactional_db: None) -> Callable[..., Source]:
+    def make(
+        slug: str = "demo", verify: str = "none", secrets: list[str] | None = None, **kw: Any
+    ) -> Source:
+        return Source.objects.create(slug=slug, verify=verify, secrets=secrets or [], **kw)
+
+    return make
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    from hookway.asgi import application
+
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_database_url() -> str:
+    """The DATABASE_URL of the database pytest-django set up for this run."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] or "postgres"
+    if s.get("PASSWORD"):
+        auth += f":{s['PASSWORD']}"
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    full_env = {**os.environ, "DATABASE_URL": test_database_url(), **env}
+    with log_path.open("ab") as log:
+        return subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def start_server(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start Hookway under uvicorn (lifespan on); stopped at the end of the test."""
+    servers: list[ServerProcess] = []
+
+    def start(env: dict[str, str] | None = None, ready_timeout: float = 30) -> ServerProcess:
+        port = free_port()
+        log_path = tmp_path / f"server-{port}.log"
+        env = {"HOOKWAY_ALLOW_PRIVATE_DESTINATIONS": "true", **(env or {})}
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "hookway.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "on",
+            "--no-access-log",
+        ]
+        process = spawn(argv, env, log_path)
+        server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+        servers.append(server)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+            try:
+                if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server not ready in {ready_timeout}s:\n{server.log()}")
+
+    yield start
+    for server in servers:
+        server.stop()
