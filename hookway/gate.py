@@ -18,11 +18,12 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.db import InterfaceError, OperationalError, connection
 
 from hookway import timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
-from hookway.store import events
+from hookway.store import deliveries, events, replay
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,7 +32,18 @@ R = TypeVar("R")
 def _db(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """Run a sync store function in the thread pool, adding its time to the request's
     Server-Timing ``db`` entry."""
-    run = sync_to_async(func, thread_sensitive=True)
+
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            # Outside a request nothing else recycles this thread's connection: drop a
+            # broken one so the next call reconnects (the dispatcher runs for days).
+            if not connection.in_atomic_block:
+                connection.close()
+            raise
+
+    run = sync_to_async(guarded, thread_sensitive=True)
 
     @wraps(func)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -47,6 +59,16 @@ def _db(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 aget_source = _db(events.get_source)
 astore_event = _db(events.store_event)
 adatabase_ready = _db(events.database_ready)
+
+aclaim_due = _db(deliveries.claim_due)
+arecord_attempts = _db(deliveries.record_attempts)
+arelease = _db(deliveries.release)
+anext_due_at = _db(deliveries.next_due_at)
+apending_count = _db(deliveries.pending_count)
+
+areplay_events = _db(replay.replay_events)
+areplay_deliveries = _db(replay.replay_deliveries)
+areplay_dead = _db(replay.replay_dead)
 
 
 async def async_sync_config(config: HookwayConfig) -> config_sync.SyncReport:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from django.conf import settings
@@ -11,6 +12,9 @@ from hookway import gate
 from hookway.config import file as config_file
 
 logger = logging.getLogger("hookway.runtime")
+
+# The embedded dispatcher of this process, owned here between startup and shutdown.
+_embedded: tuple[object, asyncio.Task[object]] | None = None
 
 
 async def apply_config_file() -> None:
@@ -24,8 +28,24 @@ async def apply_config_file() -> None:
 
 
 async def startup() -> None:
+    """ASGI lifespan startup: apply the config file, start the embedded dispatcher."""
+    global _embedded
     await apply_config_file()
+    if settings.HOOKWAY.embedded_dispatcher and _embedded is None:
+        from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig
+
+        dispatcher = Dispatcher(DispatcherConfig.from_settings())
+        task = asyncio.create_task(dispatcher.run(), name="hookway-embedded-dispatcher")
+        _embedded = (dispatcher, task)
 
 
 async def shutdown() -> None:
-    return None
+    """ASGI lifespan shutdown: stop the embedded dispatcher, letting in-flight deliveries
+    finish within HOOKWAY_SHUTDOWN_GRACE and releasing the rest."""
+    global _embedded
+    if _embedded is None:
+        return
+    dispatcher, task = _embedded
+    _embedded = None
+    dispatcher.stop()  # type: ignore[attr-defined]
+    await task

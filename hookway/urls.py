@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
-from hookway import health
+from hookway import echo, health
 from hookway.ingest.views import receive_hook
 
 urlpatterns = [
@@ -9,5 +9,6 @@ urlpatterns = [
     re_path(r"^hooks/(?P<slug>[^/]+)/?$", receive_hook, name="hookway-ingest"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("echo", echo.echo, name="echo"),
     path("admin/", admin.site.urls),
 ]

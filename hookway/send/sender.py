@@ -1,0 +1,194 @@
+"""Send one delivery attempt and classify what happened.
+
+The sender never touches the database: it gets an OutboundDelivery (built by the store at
+claim time), makes the request and returns an AttemptResult whose ``outcome`` is one of
+success / retry / failed. When to retry is the dispatcher's retry policy's business.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from django.utils import timezone
+
+from hookway.ingest.verify import decode_whsec
+from hookway.send import signing
+from hookway.send.errors import ConnectFailed, DeliveryError, InvalidDestination, TimedOut
+from hookway.send.guard import Guard
+
+RESPONSE_BODY_LIMIT = 20 * 1024
+# 429 and these 5xx mean "later", and may say when in Retry-After.
+RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class OutboundDelivery:
+    delivery_id: str
+    attempt: int
+    event_id: str
+    event_name: str
+    source_slug: str
+    destination_id: int
+    destination_name: str
+    url: str
+    signing_secret: str | None
+    timeout: float
+    max_attempts: int
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    delivery_id: str
+    attempt: int
+    destination_id: int
+    started_at: datetime
+    duration_ms: float
+    outcome: str  # "success" | "retry" | "failed"
+    status_code: int | None = None
+    error: str = ""
+    response_body: str = ""
+    retry_after: float | None = None
+    disable_destination: bool = False
+
+
+def outbound_headers(delivery: OutboundDelivery, timestamp: int) -> dict[str, str]:
+    headers = {
+        "Content-Type": delivery.content_type or "application/json",
+        "webhook-id": delivery.delivery_id,
+        "webhook-timestamp": str(timestamp),
+        "X-Hookway-Event": delivery.event_name,
+        "X-Hookway-Source": delivery.source_slug,
+        "X-Hookway-Attempt": str(delivery.attempt),
+    }
+    if delivery.signing_secret:
+        key = decode_whsec(delivery.signing_secret)
+        if key is not None:
+            headers["webhook-signature"] = signing.sign(
+                key, delivery.delivery_id, timestamp, delivery.body
+            )
+    return headers
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _clean_text(raw: bytes) -> str:
+    # PostgreSQL text can't hold U+0000; receivers' error pages sometimes do.
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+async def _pinned_request(
+    client: httpx.AsyncClient, guard: Guard, delivery: OutboundDelivery, headers: dict[str, str]
+) -> httpx.Request:
+    parts = urlsplit(delivery.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidDestination(f"can't send to {delivery.url!r}: not an http(s) URL")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise InvalidDestination(f"can't send to {delivery.url!r}: bad port") from None
+    ip = await guard.resolve(parts.hostname, port)
+    host = f"[{ip}]" if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    headers["Host"] = parts.netloc.rpartition("@")[2]
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return client.build_request(
+        "POST",
+        pinned,
+        content=delivery.body,
+        headers=headers,
+        timeout=delivery.timeout,
+        extensions=extensions,
+    )
+
+
+async def send(
+    client: httpx.AsyncClient, guard: Guard, delivery: OutboundDelivery
+) -> AttemptResult:
+    """Make one attempt; return its classified result (never raises for HTTP trouble)."""
+    started_at = timezone.now()
+    started = time.perf_counter()
+
+    def result(outcome: str, **fields: object) -> AttemptResult:
+        return AttemptResult(
+            delivery_id=delivery.delivery_id,
+            attempt=delivery.attempt,
+            destination_id=delivery.destination_id,
+            started_at=started_at,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            outcome=outcome,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    headers = outbound_headers(delivery, int(time.time()))
+    try:
+        request = await _pinned_request(client, guard, delivery, headers)
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise TimedOut(
+                f"timed out after {delivery.timeout:g} s ({type(exc).__name__})"
+            ) from None
+        except (httpx.TransportError, OSError) as exc:
+            raise ConnectFailed(
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            ) from None
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body.extend(chunk)
+                if len(body) >= RESPONSE_BODY_LIMIT:
+                    break
+        except httpx.TimeoutException:
+            raise TimedOut(f"timed out reading the response after {delivery.timeout:g} s") from None
+        except httpx.TransportError as exc:
+            raise ConnectFailed(f"reading the response: {type(exc).__name__}: {exc}") from None
+        finally:
+            await response.aclose()
+    except DeliveryError as exc:
+        return result("retry" if exc.retryable else "failed", error=str(exc))
+
+    status = response.status_code
+    text = _clean_text(bytes(body[:RESPONSE_BODY_LIMIT]))
+    if 200 <= status < 300:
+        return result("success", status_code=status, response_body=text)
+    if status == 410:
+        return result(
+            "failed",
+            status_code=status,
+            response_body=text,
+            error="410 Gone: the receiver asked to stop; destination disabled",
+            disable_destination=True,
+        )
+    if 300 <= status < 400:
+        error = f"HTTP {status}: redirects are not followed (Location: {response.headers.get('Location', '-')})"
+    else:
+        error = f"HTTP {status}"
+    retry_after = None
+    if status in RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return result(
+        "retry", status_code=status, response_body=text, error=error, retry_after=retry_after
+    )
