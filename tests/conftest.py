@@ -28,6 +28,27 @@ from hookway.models import Source
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connections_before_teardown(
+    django_db_setup: None, django_db_blocker: Any
+) -> Iterator[None]:
+    """Async tests reach the database from asgiref's executor thread, whose connection
+    outlives the test; close it (and the PostgreSQL pool) so the test database can be
+    dropped at the end of the run."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    yield
+    with django_db_blocker.unblock():
+        asyncio.run(sync_to_async(connections.close_all)())
+        connections.close_all()
+        for conn in connections.all():
+            if getattr(conn, "pool", None) is not None:
+                conn.close_pool()
+
+
 @pytest.fixture
 def make_source(transactional_db: None) -> Callable[..., Source]:
     def make(
@@ -130,3 +151,20 @@ def start_server(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Callable[..., Any]]:
+    """Start real HTTP receivers (tests.receivers.Receiver); stopped after the test."""
+    from tests.receivers import Receiver
+
+    started: list[Receiver] = []
+
+    def start(behaviour: Any = None) -> Receiver:
+        r = Receiver(behaviour)
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        r.stop()
