@@ -150,7 +150,8 @@ def test_sigterm_finishes_in_flight_deliveries_and_leaves_nothing_claimed(receiv
     rest = dispatchers("--until-empty")
     assert rest.wait(timeout=60) == 0, log_of(rest)
     received = delivered_ok(slow)
-    assert set(received) == set(ids) and max(received.values()) == 1
+    assert set(received) == set(ids)
+    assert max(received.values()) == 1
 
 
 def test_sigterm_past_the_grace_period_releases_the_deliveries(receiver, dispatchers):
@@ -197,11 +198,13 @@ events = ["push", "merge_request*"]
         content=b'{"object_kind": "push", "ref": "main"}',
         headers={"Content-Type": "application/json", "X-Gitlab-Token": "s3cret"},
     )
-    assert response.status_code == 202 and response.json()["deliveries"] == 1
+    assert response.status_code == 202
+    assert response.json()["deliveries"] == 1
     wait_for(lambda: len(target.received()) == 1, 10, "the delivery")
     (got,) = target.received()
     assert got.body == b'{"object_kind": "push", "ref": "main"}'
-    assert got.headers["x-hookway-event"] == "push" and got.headers["x-hookway-source"] == "gitlab"
+    assert got.headers["x-hookway-event"] == "push"
+    assert got.headers["x-hookway-source"] == "gitlab"
     assert got.headers["webhook-id"] == Delivery.objects.get().pk
     print(f"ack-to-first-attempt: {(got.at - sent) * 1000:.1f} ms")
     wait_for(
@@ -211,7 +214,8 @@ events = ["push", "merge_request*"]
     # uvicorn re-raises SIGTERM once its graceful shutdown is complete.
     assert server.stop() in (0, -signal.SIGTERM)
     log = server.log()
-    assert "dispatcher" in log and "stopped: 1 succeeded" in log
+    assert "dispatcher" in log
+    assert "stopped: 1 succeeded" in log
     assert "Application shutdown complete" in log
 
 

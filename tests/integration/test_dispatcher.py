@@ -208,7 +208,8 @@ async def test_a_private_destination_is_refused_unless_allowed(client, receiver)
     delivery = await Delivery.objects.aget()
     assert delivery.state == DeliveryState.DEAD
     (attempt,) = await attempts_of(delivery.id)
-    assert "127.0.0.1" in attempt.error and "HOOKWAY_ALLOW_PRIVATE_DESTINATIONS" in attempt.error
+    assert "127.0.0.1" in attempt.error
+    assert "HOOKWAY_ALLOW_PRIVATE_DESTINATIONS" in attempt.error
 
 
 async def test_redirects_are_not_followed(client, receiver):
@@ -225,7 +226,8 @@ async def test_redirects_are_not_followed(client, receiver):
 
     assert [r.path for r in target.received()] == ["/moved"]
     (attempt,) = await attempts_of((await Delivery.objects.aget()).id)
-    assert attempt.status_code == 302 and "redirect" in attempt.error
+    assert attempt.status_code == 302
+    assert "redirect" in attempt.error
 
 
 async def test_route_globs_pick_destinations_by_event_name(client, receiver):
@@ -263,6 +265,8 @@ async def test_stopping_releases_what_did_not_finish_within_the_grace_period(cli
     assert stats.released == 1
     delivery = await Delivery.objects.aget()
     assert delivery.state == DeliveryState.PENDING
-    assert delivery.lease_owner == "" and delivery.lease_expires_at is None
+    assert delivery.lease_owner == ""
+    assert delivery.lease_expires_at is None
     (attempt,) = await attempts_of(delivery.id)
-    assert attempt.outcome == "retry" and attempt.error == SHUTDOWN_REASON
+    assert attempt.outcome == "retry"
+    assert attempt.error == SHUTDOWN_REASON
