@@ -25,5 +25,6 @@ def make_client(
         limits=limits,
         follow_redirects=False,
         trust_env=False,
-        headers={"User-Agent": USER_AGENT},
+        # identity: a compressed reply could inflate far past the 20 KB Hookway keeps.
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
     )

@@ -111,14 +111,22 @@ async def _pinned_request(
     ip = await guard.resolve(parts.hostname, port)
     host = f"[{ip}]" if isinstance(ip, ipaddress.IPv6Address) else str(ip)
     netloc = f"{host}:{parts.port}" if parts.port else host
+    userinfo, _, host_header = parts.netloc.rpartition("@")
+    if not host_header.isascii():  # an internationalised name goes out as punycode
+        host_header = parts.hostname.encode("idna").decode("ascii")
+        host_header += f":{parts.port}" if parts.port else ""
+    headers["Host"] = host_header
+    if userinfo:  # kept so httpx sends it as Basic auth, as it would unpinned
+        netloc = f"{userinfo}@{netloc}"
     pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    headers["Host"] = parts.netloc.rpartition("@")[2]
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
     return client.build_request(
         "POST",
         pinned,
         content=delivery.body,
-        headers=headers,
+        # httpx encodes str header values as ASCII and raises on anything else; event
+        # names may be any Unicode, so send UTF-8.
+        headers={name.encode(): value.encode() for name, value in headers.items()},
         timeout=delivery.timeout,
         extensions=extensions,
     )
@@ -157,10 +165,14 @@ async def send(
             ) from None
         try:
             body = bytearray()
-            async for chunk in response.aiter_raw():
+            # Decoded (gzip, …) so the stored body is readable; the cap bounds memory.
+            async for chunk in response.aiter_bytes():
                 body.extend(chunk)
                 if len(body) >= RESPONSE_BODY_LIMIT:
                     break
+        except httpx.DecodingError as exc:
+            # A bad Content-Encoding spoils the body, not the status the receiver sent.
+            body = bytearray(f"(undecodable response body: {exc})".encode())
         except httpx.TimeoutException:
             raise TimedOut(f"timed out reading the response after {delivery.timeout:g} s") from None
         except httpx.TransportError as exc:
