@@ -130,6 +130,8 @@ class HookwaySettings:
     poll_interval: float
     shutdown_grace: float
     log_level: str
+    loop_lag_file: Path | None = None
+    http_transport: str = "httpx"
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -168,6 +170,12 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
             f"HOOKWAY_LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL"
         )
 
+    http_transport = envstr(env, "HOOKWAY_HTTP_TRANSPORT", "httpx").strip().lower()
+    if http_transport not in {"httpx", "aiohttp"}:
+        raise ImproperlyConfigured(
+            f"HOOKWAY_HTTP_TRANSPORT={http_transport!r}: expected httpx or aiohttp"
+        )
+
     return HookwaySettings(
         database_url=database_url,
         config_path=config_path,
@@ -185,4 +193,8 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
         poll_interval=envfloat(env, "HOOKWAY_POLL_INTERVAL", 1.0, minimum=0.01),
         shutdown_grace=envfloat(env, "HOOKWAY_SHUTDOWN_GRACE", 10.0, minimum=0.0),
         log_level=log_level,
+        http_transport=http_transport,
+        loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"])
+        if env.get("HOOKWAY_LOOP_LAG_FILE")
+        else None,
     )

@@ -18,7 +18,7 @@ from django.core.handlers.asgi import ASGIHandler
 from django.db import InterfaceError, OperationalError
 
 from hookway import gate, timing
-from hookway.ingest.views import BODY_TOO_LARGE, SLUG_RE, SOURCE_KEY
+from hookway.ingest.views import BODY_TOO_LARGE, SLUG_RE, SOURCE_KEY, SOURCE_LOOKUP_ERROR
 
 HOOK_PATH = re.compile(r"^/hooks/([^/]+)/?$")
 
@@ -76,8 +76,9 @@ class HookwayASGIHandler(ASGIHandler):
             if SLUG_RE.match(slug):
                 try:
                     source = await gate.aget_source(slug)
-                except (OperationalError, InterfaceError):
-                    # The view retries the lookup and answers 503 if it fails again.
+                except (OperationalError, InterfaceError) as exc:
+                    # No limit is known, so read no body; the view answers 503.
+                    scope[SOURCE_LOOKUP_ERROR] = exc
                     source = None
                 else:
                     scope[SOURCE_KEY] = source

@@ -10,11 +10,30 @@ from django.conf import settings
 
 from hookway import gate
 from hookway.config import file as config_file
+from hookway.loopmonitor import MonitorTask
 
 logger = logging.getLogger("hookway.runtime")
 
-# The embedded dispatcher of this process, owned here between startup and shutdown.
+# The embedded dispatcher and loop monitor of this process, owned here between startup
+# and shutdown.
 _embedded: tuple[object, asyncio.Task[object]] | None = None
+_monitor: MonitorTask | None = None
+
+
+def start_loop_monitor() -> None:
+    """Start sampling event-loop lag if HOOKWAY_LOOP_LAG_FILE is set."""
+    global _monitor
+    path = settings.HOOKWAY.loop_lag_file
+    if path is not None and _monitor is None:
+        _monitor = MonitorTask(path)
+        _monitor.start()
+
+
+async def stop_loop_monitor() -> None:
+    global _monitor
+    if _monitor is not None:
+        monitor, _monitor = _monitor, None
+        await monitor.stop()
 
 
 async def apply_config_file() -> None:
@@ -31,6 +50,7 @@ async def startup() -> None:
     """ASGI lifespan startup: apply the config file, start the embedded dispatcher."""
     global _embedded
     await apply_config_file()
+    start_loop_monitor()
     if settings.HOOKWAY.embedded_dispatcher and _embedded is None:
         from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig
 
@@ -43,9 +63,9 @@ async def shutdown() -> None:
     """ASGI lifespan shutdown: stop the embedded dispatcher, letting in-flight deliveries
     finish within HOOKWAY_SHUTDOWN_GRACE and releasing the rest."""
     global _embedded
-    if _embedded is None:
-        return
-    dispatcher, task = _embedded
-    _embedded = None
-    dispatcher.stop()  # type: ignore[attr-defined]
-    await task
+    if _embedded is not None:
+        dispatcher, task = _embedded
+        _embedded = None
+        dispatcher.stop()  # type: ignore[attr-defined]
+        await task
+    await stop_loop_monitor()

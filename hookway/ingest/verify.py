@@ -41,6 +41,8 @@ def _hex_hmac(secret: str, message: bytes) -> str:
 def decode_whsec(secret: str) -> bytes | None:
     """Return the key bytes of a Standard Webhooks ``whsec_<base64>`` secret, or None."""
     encoded = secret.removeprefix("whsec_")
+    # The reference libraries pad the secret themselves, so senders may hand it out bare.
+    encoded += "=" * (-len(encoded) % 4)
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
@@ -52,7 +54,9 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     value = headers.get(name)
     if not value:
         raise SignatureInvalid(f"missing {name} header")
-    return value.strip()
+    # HTTP's optional whitespace is spaces and tabs only; str.strip() would also eat
+    # latin-1 NBSP and NEL, which are part of the value the sender sent.
+    return value.strip(" \t")
 
 
 def _check_timestamp(raw: str, now: float, header: str) -> int:
@@ -130,7 +134,7 @@ def check_standard_webhooks(
     raw_ts = _header(headers, "webhook-timestamp")
     raw_signatures = _header(headers, "webhook-signature")
     timestamp = _check_timestamp(raw_ts, now, "webhook-timestamp")
-    signed = f"{msg_id}.{timestamp}.".encode("utf-8", "surrogatepass") + body
+    signed = _raw(msg_id) + f".{timestamp}.".encode() + body
     given = [sig.partition(",")[2] for sig in raw_signatures.split(" ") if sig.startswith("v1,")]
     if not given:
         raise SignatureInvalid("webhook-signature has no v1 signature")

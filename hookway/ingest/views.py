@@ -37,6 +37,7 @@ logger = logging.getLogger("hookway.ingest")
 SLUG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 BODY_TOO_LARGE = "hookway.body_too_large"
 SOURCE_KEY = "hookway.source"
+SOURCE_LOOKUP_ERROR = "hookway.source_lookup_error"
 _UNSET = object()
 
 # Headers that carry credentials are not kept with the stored event.
@@ -94,6 +95,11 @@ def _parse_json(body: bytes) -> Any:
 async def _source(request: HttpRequest, slug: str) -> SourceSpec:
     # The ASGI handler looks the source up before reading the body (to cap it); reuse it.
     scope = getattr(request, "scope", {})
+    failed = scope.get(SOURCE_LOOKUP_ERROR)
+    if failed is not None:
+        # With no source there was no limit to read the body up to, so the handler read
+        # none of it: a second lookup that succeeds could only judge an empty body.
+        raise failed
     source = scope.get(SOURCE_KEY, _UNSET)
     if source is _UNSET:
         source = await gate.aget_source(slug) if SLUG_RE.match(slug) else None
@@ -114,7 +120,10 @@ def _check_size(request: HttpRequest, source: SourceSpec) -> bytes:
         declared = 0
     if declared > limit:
         raise too_large
-    body = request.body
+    # Not request.body: Django refuses that past DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), below
+    # what a source may allow. This source's limit is the one that counts, and the ASGI
+    # handler already stopped reading the upload just past it.
+    body = request.read(limit + 1)
     if len(body) > limit:
         raise too_large
     return body

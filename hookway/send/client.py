@@ -1,5 +1,11 @@
 """The one place the dispatcher's HTTP client is built, so tests can inject a transport
-(httpx.MockTransport) and the benchmarks can compare transports."""
+(httpx.MockTransport) and the benchmarks can compare transports.
+
+Two transports sit behind the same httpx API: httpx's own (httpcore) and aiohttp's (via
+httpx-aiohttp), chosen with HOOKWAY_HTTP_TRANSPORT. httpx's pool is known to slow down
+at high concurrency (encode/httpx#3215); bench/results/http_client.md measures both on
+this dispatcher and the default follows that result.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +14,44 @@ import httpx
 from hookway import __version__
 
 USER_AGENT = f"Hookway/{__version__}"
+TRANSPORTS = ("httpx", "aiohttp")
+
+
+def make_transport(kind: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """Return a transport of ``kind`` ("httpx" or "aiohttp") with these pool limits."""
+    if kind == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        return AiohttpTransport(limits=limits, trust_env=False)
+    if kind == "httpx":
+        return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    raise ValueError(f"unknown HTTP transport {kind!r}; expected one of {', '.join(TRANSPORTS)}")
 
 
 def make_client(
-    *, max_connections: int = 200, transport: httpx.AsyncBaseTransport | None = None
+    *,
+    max_connections: int = 200,
+    transport: httpx.AsyncBaseTransport | None = None,
+    kind: str | None = None,
 ) -> httpx.AsyncClient:
     """Return the shared AsyncClient: no redirects followed (a 3xx is a failure), no
-    cookies kept between receivers, connection pool sized for the dispatcher."""
+    cookies kept between receivers, connection pool sized for the dispatcher.
+
+    ``transport`` (tests) wins over ``kind``; ``kind`` defaults to HOOKWAY_HTTP_TRANSPORT.
+    """
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=30,
     )
+    if transport is None:
+        if kind is None:
+            from django.conf import settings
+
+            kind = settings.HOOKWAY.http_transport
+        transport = make_transport(kind, limits)
     return httpx.AsyncClient(
         transport=transport,
-        limits=limits,
         follow_redirects=False,
         trust_env=False,
         # identity: a compressed reply could inflate far past the 20 KB Hookway keeps.

@@ -49,9 +49,10 @@ class Command(BaseCommand):
 
     async def _run(self, options: dict[str, Any]) -> Any:
         from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig
-        from hookway.runtime import apply_config_file
+        from hookway.runtime import apply_config_file, start_loop_monitor, stop_loop_monitor
 
         await apply_config_file()
+        start_loop_monitor()
         config = DispatcherConfig.from_settings(
             concurrency=options["concurrency"],
             until_empty=options["until_empty"],
@@ -66,4 +67,7 @@ class Command(BaseCommand):
             f"dispatcher {dispatcher.worker_id} running (concurrency {config.concurrency})"
         )
         self.stdout.flush()
-        return await dispatcher.run()
+        try:
+            return await dispatcher.run()
+        finally:
+            await stop_loop_monitor()
