@@ -12,7 +12,7 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/hookway
 
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-smoke superuser
+.PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-install bench-smoke superuser
 
 help:
 	@echo "make run    set everything up and serve Hookway on http://$(HOST):$(PORT)"
@@ -22,7 +22,7 @@ help:
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 		{ echo "installing uv with pip"; python3 -m pip install --user --quiet uv; }
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --inexact --quiet
 
 run: install
 	@mkdir -p var
@@ -58,8 +58,14 @@ test-postgres: install
 
 test: lint typecheck test-sqlite test-postgres
 
-bench: install
-	$(RUN) python -m bench
+# The benchmarks need wrk (Debian) and the peers' packages (uv group "bench").
+bench-install: install
+	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk"; \
+		(apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }); }
+	@$(UV) sync --frozen --inexact --group bench --quiet
 
-bench-smoke: install
-	$(RUN) python -m bench --quick
+bench: bench-install
+	$(RUN) --group bench python -m bench
+
+bench-smoke: bench-install
+	$(RUN) --group bench python -m bench --quick
