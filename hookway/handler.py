@@ -20,7 +20,7 @@ from django.db import InterfaceError, OperationalError
 from hookway import gate, timing
 from hookway.ingest.views import BODY_TOO_LARGE, SLUG_RE, SOURCE_KEY, SOURCE_LOOKUP_ERROR
 
-HOOK_PATH = re.compile(r"^/hooks/([^/]+)/?$")
+HOOK_PATH = re.compile(r"^/hooks/(.+?)/?$")
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
