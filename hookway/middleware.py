@@ -48,6 +48,10 @@ class RequestTimingMiddleware:
             metrics.append(f"db;dur={timer.db_seconds * 1000:.2f}")
         response["Server-Timing"] = ", ".join(metrics)
         response["X-Request-ID"] = request_id
+        # Ingest skips Django's other middleware (hookway.handler): keep what it adds.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if not response.streaming and "Content-Length" not in response:
+            response["Content-Length"] = str(len(response.content))  # type: ignore[attr-defined]
         logger.info(
             json.dumps(
                 {

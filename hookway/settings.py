@@ -37,6 +37,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The chain for /hooks/… (see hookway.handler.IngestASGIHandler): async-only middleware.
+HOOKWAY_INGEST_MIDDLEWARE = ["hookway.middleware.RequestTimingMiddleware"]
+
 ROOT_URLCONF = "hookway.urls"
 # Webhook senders POST to /hooks/<slug> without a slash as often as with one; the URL
 # pattern accepts both, so never redirect a POST (it would lose the body).

@@ -42,11 +42,24 @@ def _close_connections_before_teardown(
 
     yield
     with django_db_blocker.unblock():
+        from hookway import gate
+
+        gate.close_writer_connections()
         asyncio.run(sync_to_async(connections.close_all)())
         connections.close_all()
         for conn in connections.all():
             if getattr(conn, "pool", None) is not None:
                 conn.close_pool()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_source_cache() -> Iterator[None]:
+    """Each test's database starts empty: forget sources cached by the previous test."""
+    from hookway import gate
+
+    gate.clear_source_cache()
+    yield
+    gate.clear_source_cache()
 
 
 @pytest.fixture

@@ -51,6 +51,10 @@ class BodyTooLarge(IngestError):
     status = 413
     code = "body_too_large"
 
+    def __init__(self, detail: str):
+        # The rest of the upload is never read, so the connection can't be reused.
+        super().__init__(detail, headers={"Connection": "close"})
+
 
 class UnsupportedContentType(IngestError):
     status = 415

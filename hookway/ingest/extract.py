@@ -39,6 +39,11 @@ def _clean(what: str, value: str | None) -> str | None:
         raise InvalidField(f"{what} is longer than {MAX_FIELD_LENGTH} characters")
     if _CONTROL.search(value):
         raise InvalidField(f"{what} contains control characters")
+    try:
+        # JSON's \ud800 escapes decode to lone surrogates, which no database can store.
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidField(f"{what} is not valid Unicode (a lone surrogate)") from None
     return value
 
 

@@ -79,13 +79,17 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise MalformedBody("the body is empty; expected a JSON document")
     try:
-        return json.loads(body)
+        # JSON on the wire is UTF-8 (RFC 8259). Decoding strictly first also refuses
+        # encoded surrogates, which json.loads(bytes) would let through into storage.
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"the body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise MalformedBody(
             f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    except UnicodeDecodeError as exc:
-        raise MalformedBody(f"the body is not valid UTF-8 (byte {exc.start})") from None
     except RecursionError:
         raise MalformedBody("the JSON document is nested too deeply") from None
     except ValueError as exc:  # e.g. an integer with more digits than Python allows

@@ -4,6 +4,7 @@ transactional outbox). Sync code: the async side reaches it only through hookway
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,55 +82,104 @@ def _existing(source_id: int, delivery_id: str) -> str | None:
     )
 
 
-def store_event(incoming: IncomingEvent) -> StoredEvent:
-    """Store an event and one delivery per matching route, atomically.
+def _routes(source_id: int) -> list[tuple[int, list[str]]]:
+    return [
+        (destination_id, patterns or [])
+        for destination_id, patterns in Route.objects.filter(
+            source_id=source_id, enabled=True, destination__enabled=True
+        ).values_list("destination_id", "events")
+    ]
 
-    Returns the new event, or the original one (``duplicate=True``) when this source
-    already has an event with the same delivery id; a duplicate writes nothing.
-    Raises django.db.OperationalError when the database can't commit in time.
+
+def _notify_dispatchers() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
+
+
+def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
+    """Insert a batch inside the caller's transaction: dedupe (against the database and
+    within the batch), then one bulk insert of events and one of deliveries."""
+    results: list[StoredEvent] = []
+    events: list[Event] = []
+    deliveries: list[Delivery] = []
+    routes: dict[int, list[tuple[int, list[str]]]] = {}
+    seen: dict[tuple[int, str], str] = {}
+    for incoming in batch:
+        key = (incoming.source_id, incoming.delivery_id) if incoming.delivery_id else None
+        if key is not None:
+            original = seen.get(key) or _existing(*key)
+            if original is not None:
+                results.append(StoredEvent(id=original, deliveries=0, duplicate=True))
+                continue
+        event = Event(
+            source_id=incoming.source_id,
+            event_name=incoming.event_name,
+            delivery_id=incoming.delivery_id,
+            content_type=incoming.content_type,
+            headers=incoming.headers,
+            body=incoming.body,
+            received_at=incoming.received_at,
+        )
+        if key is not None:
+            seen[key] = event.id
+        if incoming.source_id not in routes:
+            routes[incoming.source_id] = _routes(incoming.source_id)
+        mine = [
+            Delivery(
+                event=event,
+                destination_id=destination_id,
+                next_attempt_at=incoming.received_at,
+                created_at=incoming.received_at,
+            )
+            for destination_id, patterns in routes[incoming.source_id]
+            if route_matches(patterns, incoming.event_name)
+        ]
+        events.append(event)
+        deliveries.extend(mine)
+        results.append(StoredEvent(id=event.id, deliveries=len(mine), duplicate=False))
+    if events:
+        Event.objects.bulk_create(events)
+    if deliveries:
+        Delivery.objects.bulk_create(deliveries)
+        _notify_dispatchers()
+    return results
+
+
+def store_events(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
+    """Store a batch of events, each with one delivery per matching route, in ONE
+    transaction: one commit (one fsync) acknowledges them all (group commit).
+
+    Returns one result per event, in order: the new event, or the original one
+    (``duplicate=True``, nothing written) when its source already has an event with the
+    same delivery id. Raises django.db.OperationalError when the database can't commit
+    in time; then nothing of the batch is stored.
     """
     try:
         with transaction.atomic():
-            if incoming.delivery_id is not None:
-                original = _existing(incoming.source_id, incoming.delivery_id)
-                if original is not None:
-                    return StoredEvent(id=original, deliveries=0, duplicate=True)
-            event = Event.objects.create(
-                source_id=incoming.source_id,
-                event_name=incoming.event_name,
-                delivery_id=incoming.delivery_id,
-                content_type=incoming.content_type,
-                headers=incoming.headers,
-                body=incoming.body,
-                received_at=incoming.received_at,
-            )
-            routes = Route.objects.filter(
-                source_id=incoming.source_id, enabled=True, destination__enabled=True
-            ).values_list("destination_id", "events")
-            deliveries = [
-                Delivery(
-                    event=event,
-                    destination_id=destination_id,
-                    next_attempt_at=incoming.received_at,
-                    created_at=incoming.received_at,
-                )
-                for destination_id, patterns in routes
-                if route_matches(patterns or [], incoming.event_name)
-            ]
-            if deliveries:
-                Delivery.objects.bulk_create(deliveries)
-                if connection.vendor == "postgresql":
-                    with connection.cursor() as cursor:
-                        cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
-            return StoredEvent(id=event.id, deliveries=len(deliveries), duplicate=False)
+            return _write(batch)
     except IntegrityError:
-        # Two requests with the same delivery id raced on PostgreSQL; the unique
-        # constraint let one win. Answer as a duplicate of the winner.
-        if incoming.delivery_id is not None:
-            original = _existing(incoming.source_id, incoming.delivery_id)
-            if original is not None:
-                return StoredEvent(id=original, deliveries=0, duplicate=True)
-        raise
+        # Another process stored one of these delivery ids between our check and our
+        # insert (PostgreSQL, several web processes). Redo the batch one event at a
+        # time, so each duplicate is answered as such and the rest still commit.
+        with transaction.atomic():
+            out = []
+            for incoming in batch:
+                try:
+                    with transaction.atomic():
+                        out.extend(_write([incoming]))
+                except IntegrityError:
+                    assert incoming.delivery_id is not None
+                    original = _existing(incoming.source_id, incoming.delivery_id)
+                    if original is None:
+                        raise
+                    out.append(StoredEvent(id=original, deliveries=0, duplicate=True))
+            return out
+
+
+def store_event(incoming: IncomingEvent) -> StoredEvent:
+    """Store one event (see store_events)."""
+    return store_events([incoming])[0]
 
 
 def database_ready() -> bool:

@@ -300,6 +300,8 @@ async def test_same_delivery_id_on_another_source_is_a_new_event(client, source)
         (b"", "empty"),
         (b"   \n", "empty"),
         (b'{"type": "\xff\xfe"}', "UTF-8"),
+        # A UTF-16 surrogate encoded as UTF-8 bytes: json.loads(bytes) would accept it.
+        (b'{"type": "push", "x": "\xed\xa0\x80"}', "UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "nested"),
         (b'{"type": "push"} trailing', "line 1 column 18"),
     ],
