@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import dj_database_url
@@ -81,6 +82,8 @@ def _database(url: str) -> dict[str, Any]:
         # pytest-django creates the test database beside the real one, as a file, so a
         # real server process started by the end-to-end tests can open it too.
         name = str(db["NAME"])
+        if name != ":memory:":
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
         db["TEST"] = {"NAME": name.removesuffix(".sqlite3") + "-test.sqlite3"}
     else:
         timeout_ms = int(HOOKWAY.db_timeout * 1000)
