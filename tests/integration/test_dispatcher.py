@@ -13,6 +13,7 @@ import pytest
 from hookway import gate
 from hookway.dispatch.dispatcher import SHUTDOWN_REASON, Dispatcher, DispatcherConfig
 from hookway.models import Attempt, Delivery, DeliveryState, Destination, Route, Source
+from hookway.send.client import make_client
 from hookway.send.guard import Guard
 from tests.receivers import Received, Reply
 
@@ -270,3 +271,44 @@ async def test_stopping_releases_what_did_not_finish_within_the_grace_period(cli
     (attempt,) = await attempts_of(delivery.id)
     assert attempt.outcome == "retry"
     assert attempt.error == SHUTDOWN_REASON
+
+
+@pytest.mark.parametrize(
+    "url", ["http://10.1.2.3/hook", "http://169.254.169.254/latest/meta-data", "http://[::1]:9/x"]
+)
+async def test_private_and_link_local_destinations_are_refused_with_a_recorded_error(client, url):
+    # An injected transport records anything that would have left the machine, so even a
+    # broken guard can't send traffic to these ranges from a test.
+    sent: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200))
+    await routes_to({"name": "inside", "url": url})
+    await post(client)
+    d = dispatcher(guard=Guard())
+    d._client = make_client(transport=transport)
+
+    stats = await asyncio.wait_for(d.run(), timeout=30)
+
+    assert sent == []
+    assert stats.dead == 1
+    (attempt,) = await attempts_of((await Delivery.objects.aget()).id)
+    assert attempt.outcome == "failed"
+    assert "non-public address" in attempt.error
+    assert "HOOKWAY_ALLOW_PRIVATE_DESTINATIONS" in attempt.error
+    await d._client.aclose()
+
+
+@pytest.mark.parametrize("kind", ["httpx", "aiohttp"])
+async def test_both_transports_deliver_through_the_pinned_connection(client, receiver, kind):
+    target = receiver()
+    await routes_to({"name": "t", "url": target.url().replace("127.0.0.1", "localhost")})
+    await post(client)
+    d = dispatcher()
+    d._client = make_client(kind=kind)
+
+    stats = await asyncio.wait_for(d.run(), timeout=30)
+
+    assert stats.succeeded == 1
+    (got,) = target.received()
+    assert got.headers["host"] == f"localhost:{target.port}"
+    assert got.headers["webhook-id"] == (await Delivery.objects.aget()).id
+    await d._client.aclose()
