@@ -4,13 +4,16 @@ transactional outbox). Sync code: the async side reaches it only through hookway
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
-from hookway.models import Delivery, Event, Route, Source
+from hookway import ids
+from hookway.models import Delivery, DeliveryState, Event, Route, Source
 
 # Sent with every commit that adds deliveries, so standalone dispatchers LISTENing on
 # PostgreSQL wake at once (the notification is delivered only if the transaction commits).
@@ -97,12 +100,16 @@ def _notify_dispatchers() -> None:
             cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
 
 
+Row = tuple[Any, ...]
+
+
 def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
     """Insert a batch inside the caller's transaction: dedupe (against the database and
-    within the batch), then one bulk insert of events and one of deliveries."""
+    within the batch), then one multi-row insert of events and one of deliveries."""
+    adapt = connection.ops.adapt_datetimefield_value
     results: list[StoredEvent] = []
-    events: list[Event] = []
-    deliveries: list[Delivery] = []
+    event_rows: list[Row] = []
+    delivery_rows: list[Row] = []
     routes: dict[int, list[tuple[int, list[str]]]] = {}
     seen: dict[tuple[int, str], str] = {}
     for incoming in batch:
@@ -112,38 +119,111 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
             if original is not None:
                 results.append(StoredEvent(id=original, deliveries=0, duplicate=True))
                 continue
-        event = Event(
-            source_id=incoming.source_id,
-            event_name=incoming.event_name,
-            delivery_id=incoming.delivery_id,
-            content_type=incoming.content_type,
-            headers=incoming.headers,
-            body=incoming.body,
-            received_at=incoming.received_at,
-        )
+        event_id = ids.event_id()
         if key is not None:
-            seen[key] = event.id
+            seen[key] = event_id
         if incoming.source_id not in routes:
             routes[incoming.source_id] = _routes(incoming.source_id)
-        mine = [
-            Delivery(
-                event=event,
-                destination_id=destination_id,
-                next_attempt_at=incoming.received_at,
-                created_at=incoming.received_at,
+        received_at = adapt(incoming.received_at)
+        event_rows.append(
+            (
+                event_id,
+                incoming.source_id,
+                incoming.event_name,
+                incoming.delivery_id,
+                incoming.content_type,
+                json.dumps(incoming.headers),
+                incoming.body,
+                received_at,
             )
-            for destination_id, patterns in routes[incoming.source_id]
-            if route_matches(patterns, incoming.event_name)
-        ]
-        events.append(event)
-        deliveries.extend(mine)
-        results.append(StoredEvent(id=event.id, deliveries=len(mine), duplicate=False))
-    if events:
-        Event.objects.bulk_create(events)
-    if deliveries:
-        Delivery.objects.bulk_create(deliveries)
+        )
+        count = 0
+        for destination_id, patterns in routes[incoming.source_id]:
+            if route_matches(patterns, incoming.event_name):
+                delivery_rows.append(
+                    (
+                        ids.delivery_id(),
+                        event_id,
+                        destination_id,
+                        DeliveryState.PENDING.value,
+                        0,
+                        received_at,
+                        "",
+                        "",
+                        received_at,
+                    )
+                )
+                count += 1
+        results.append(StoredEvent(id=event_id, deliveries=count, duplicate=False))
+    with connection.cursor() as cursor:
+        if event_rows:
+            cursor.executemany(_EVENT_INSERT.sql(), event_rows)
+        if delivery_rows:
+            cursor.executemany(_DELIVERY_INSERT.sql(), delivery_rows)
+    if delivery_rows:
         _notify_dispatchers()
     return results
+
+
+class _Insert:
+    """A prepared INSERT for one table, built from the model's own table and column
+    names. Used instead of ``bulk_create`` on ingest's hot path: the writer thread holds
+    the GIL while it prepares rows, and the ORM's per-field preparation cost about four
+    times as much Python per event (59 us measured), time the event loop could not run."""
+
+    def __init__(
+        self, model: type[Event] | type[Delivery], columns: tuple[str, ...], json_column: str = ""
+    ):
+        self.model = model
+        self.columns = columns
+        self.json_column = json_column
+        self._sql: dict[str, str] = {}
+
+    def sql(self) -> str:
+        vendor = connection.vendor
+        if vendor not in self._sql:
+            qn = connection.ops.quote_name
+            fields = {f.column for f in self.model._meta.concrete_fields}
+            assert set(self.columns) <= fields, "column list out of date with the model"
+            marks = [
+                "%s::jsonb" if c == self.json_column and vendor == "postgresql" else "%s"
+                for c in self.columns
+            ]
+            self._sql[vendor] = (
+                f"INSERT INTO {qn(self.model._meta.db_table)} "  # noqa: S608 - names from the model
+                f"({', '.join(qn(c) for c in self.columns)}) VALUES ({', '.join(marks)})"
+            )
+        return self._sql[vendor]
+
+
+_EVENT_INSERT = _Insert(
+    Event,
+    (
+        "id",
+        "source_id",
+        "event_name",
+        "delivery_id",
+        "content_type",
+        "headers",
+        "body",
+        "received_at",
+    ),
+    json_column="headers",
+)
+_DELIVERY_INSERT = _Insert(
+    Delivery,
+    (
+        "id",
+        "event_id",
+        "destination_id",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "lease_owner",
+        "last_error",
+        "created_at",
+    ),
+)
 
 
 def store_events(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
