@@ -24,6 +24,13 @@ class ManagedByFileAdmin(admin.ModelAdmin):
             return [f.name for f in self.model._meta.fields]
         return ["managed"]
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and getattr(obj, "managed", False):
+            (name, options), *rest = fieldsets
+            return [(name, {**options, "description": MANAGED_NOTE}), *rest]
+        return fieldsets
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None and getattr(obj, "managed", False):
             return False

@@ -23,8 +23,10 @@ class ConfigError(ValueError):
     """The config file is unreadable or invalid; the message names the file and the key."""
 
 
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "gitlab\n" in.
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})\Z")
 SCHEMES = {choice.value for choice in VerifyScheme}
+MAX_URL_LENGTH = 2000  # Destination.url's max_length
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,12 @@ class _Table:
         return tuple(value)
 
 
+def _is_whsec(value: str) -> bool:
+    from hookway.ingest.verify import decode_whsec
+
+    return value.startswith("whsec_") and decode_whsec(value) is not None
+
+
 def _check_secret_refs(where: str, refs: tuple[str, ...], env: Mapping[str, str]) -> None:
     for ref in refs:
         if ref.startswith("env:"):
@@ -158,11 +166,9 @@ def _source(index: int, raw: Any, env: Mapping[str, str]) -> SourceConfig:
         raise ConfigError(f"{t.where}.secret: verify = {verify!r} needs a secret")
     _check_secret_refs(f"{t.where}.secret", secrets, env)
     if verify == "standard-webhooks":
-        from hookway.ingest.verify import decode_whsec
-
         for ref in secrets:
             value = resolve_secret(ref, env)
-            if value is not None and decode_whsec(value) is None:
+            if value is not None and not _is_whsec(value):
                 raise ConfigError(
                     f"{t.where}.secret: a standard-webhooks secret must be 'whsec_' + base64"
                 )
@@ -196,16 +202,20 @@ def _destination(index: int, raw: Any, env: Mapping[str, str]) -> DestinationCon
             f"{t.where}.name: {name!r} must be 1-63 lowercase letters, digits, '-' or '_'"
         )
     url = t.text("url", required=True)
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in {"http", "https"} and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        valid = False
+    if not valid:
         raise ConfigError(f"{t.where}.url: {url!r} must be an absolute http:// or https:// URL")
+    if len(url) > MAX_URL_LENGTH:  # the column's size: PostgreSQL would refuse it at sync
+        raise ConfigError(f"{t.where}.url: longer than {MAX_URL_LENGTH} characters")
     signing_secret = t.text("signing_secret", "")
     if signing_secret:
         _check_secret_refs(f"{t.where}.signing_secret", (signing_secret,), env)
-        from hookway.ingest.verify import decode_whsec
-
         value = resolve_secret(signing_secret, env)
-        if value is not None and decode_whsec(value) is None:
+        if value is not None and not _is_whsec(value):
             raise ConfigError(f"{t.where}.signing_secret: expected 'whsec_' + base64")
     return DestinationConfig(
         name=name,

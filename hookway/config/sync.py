@@ -48,9 +48,16 @@ def sync(config: HookwayConfig) -> SyncReport:
         destinations: dict[str, Destination] = {}
         for d in config.destinations:
             current = Destination.objects.filter(name=d.name).first()
-            # A destination that answered 410 stays disabled until the file changes it
-            # or an operator re-enables it; a restart must not undo the receiver's "gone".
-            keep_disabled = current is not None and current.disabled_reason.startswith("410")
+            # A destination that answered 410 stays disabled across restarts (a restart
+            # must not undo the receiver's "gone") until the file changes it: a new URL,
+            # or `enabled = false` then true again (managed rows are read-only in the admin,
+            # so the file is the only way back).
+            keep_disabled = (
+                current is not None
+                and current.disabled_reason.startswith("410")
+                and current.url == d.url
+                and d.enabled
+            )
             destinations[d.name], _ = Destination.objects.update_or_create(
                 name=d.name,
                 defaults={
