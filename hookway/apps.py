@@ -10,12 +10,13 @@ class HookwayConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from hookway import gate
-        from hookway.models import Source
+        from hookway.models import Destination, Route, Source
 
-        def forget_sources(**kwargs: object) -> None:
+        def forget(**kwargs: object) -> None:
             gate.clear_source_cache()
 
-        post_save.connect(forget_sources, sender=Source, weak=False, dispatch_uid="hookway-sources")
-        post_delete.connect(
-            forget_sources, sender=Source, weak=False, dispatch_uid="hookway-sources-del"
-        )
+        # Ingest caches sources and routes for a second; a change made here applies now.
+        for model in (Source, Route, Destination):
+            uid = f"hookway-cache-{model.__name__}"
+            post_save.connect(forget, sender=model, weak=False, dispatch_uid=uid)
+            post_delete.connect(forget, sender=model, weak=False, dispatch_uid=uid + "-del")

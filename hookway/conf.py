@@ -194,7 +194,8 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
         shutdown_grace=envfloat(env, "HOOKWAY_SHUTDOWN_GRACE", 10.0, minimum=0.0),
         log_level=log_level,
         http_transport=http_transport,
-        loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"])
+        # "{pid}" in the name gives each worker process its own file.
+        loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")
         else None,
     )

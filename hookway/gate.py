@@ -125,7 +125,9 @@ _sources: dict[str, tuple[float, events.SourceSpec | None]] = {}
 
 
 def clear_source_cache() -> None:
+    """Forget cached sources and routes (after a change made in this process)."""
     _sources.clear()
+    events.clear_route_cache()
 
 
 async def aget_source(slug: str) -> events.SourceSpec | None:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from hookway.config.file import resolve_secret
 from hookway.models import Attempt, AttemptOutcome, Delivery, DeliveryState, Destination
 from hookway.send.sender import AttemptResult, OutboundDelivery
+from hookway.store.events import clear_route_cache
 
 LEASE_EXPIRED = "lease expired before this attempt was recorded (its dispatcher stopped or died)"
 ERROR_LIMIT = 2000
@@ -208,6 +209,8 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> int:
                     enabled=False,
                     disabled_reason=f"410 Gone from the receiver at {now:%Y-%m-%d %H:%M:%S} UTC",
                 )
+                # .update() sends no signal: drop this process's cached routes now.
+                transaction.on_commit(clear_route_cache)
     return updated
 
 

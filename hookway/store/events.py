@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,13 +86,30 @@ def _existing(source_id: int, delivery_id: str) -> str | None:
     )
 
 
+# A source's enabled routes, cached like sources (hookway.gate): every batch needs them
+# and they change rarely. Saving or deleting a Route or Destination in this process
+# clears the cache; other processes see a change within ROUTE_CACHE_SECONDS.
+ROUTE_CACHE_SECONDS = 1.0
+_route_cache: dict[int, tuple[float, list[tuple[int, list[str]]]]] = {}
+
+
+def clear_route_cache() -> None:
+    _route_cache.clear()
+
+
 def _routes(source_id: int) -> list[tuple[int, list[str]]]:
-    return [
+    now = time.monotonic()
+    hit = _route_cache.get(source_id)
+    if hit is not None and now - hit[0] < ROUTE_CACHE_SECONDS:
+        return hit[1]
+    routes = [
         (destination_id, patterns or [])
         for destination_id, patterns in Route.objects.filter(
             source_id=source_id, enabled=True, destination__enabled=True
         ).values_list("destination_id", "events")
     ]
+    _route_cache[source_id] = (now, routes)
+    return routes
 
 
 def _notify_dispatchers() -> None:
