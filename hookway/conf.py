@@ -131,7 +131,7 @@ class HookwaySettings:
     shutdown_grace: float
     log_level: str
     loop_lag_file: Path | None = None
-    http_transport: str = "httpx"
+    http_transport: str = "aiohttp"
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -170,7 +170,7 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
             f"HOOKWAY_LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL"
         )
 
-    http_transport = envstr(env, "HOOKWAY_HTTP_TRANSPORT", "httpx").strip().lower()
+    http_transport = envstr(env, "HOOKWAY_HTTP_TRANSPORT", "aiohttp").strip().lower()
     if http_transport not in {"httpx", "aiohttp"}:
         raise ImproperlyConfigured(
             f"HOOKWAY_HTTP_TRANSPORT={http_transport!r}: expected httpx or aiohttp"
