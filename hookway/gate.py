@@ -167,6 +167,7 @@ arecord_attempts = _db(deliveries.record_attempts)
 arelease = _db(deliveries.release)
 anext_due_at = _db(deliveries.next_due_at)
 apending_count = _db(deliveries.pending_count)
+adata_version = _db(deliveries.data_version)
 
 areplay_events = _db(replay.replay_events)
 areplay_deliveries = _db(replay.replay_deliveries)

@@ -41,6 +41,7 @@ from hookway.store.events import NOTIFY_CHANNEL
 
 logger = logging.getLogger("hookway.dispatch")
 
+SQLITE_WATCH_INTERVAL = 0.05
 SHUTDOWN_REASON = "the dispatcher stopped before this attempt finished; released for retry"
 
 
@@ -57,6 +58,7 @@ class DispatcherConfig:
     retry_schedule: Sequence[float] = (0, 5)
     until_empty: bool = False
     listen_postgres: bool = True
+    watch_sqlite: bool = True
     record_batch: int = 200
 
     @classmethod
@@ -128,6 +130,8 @@ class Dispatcher:
         }
         if self.config.listen_postgres and _is_postgres():
             tasks.add(asyncio.create_task(self._listen_loop(), name="hookway-listen"))
+        elif self.config.watch_sqlite and not _is_postgres():
+            tasks.add(asyncio.create_task(self._watch_sqlite_loop(), name="hookway-listen"))
         logger.info(
             "dispatcher %s started (concurrency %d)", self.worker_id, self.config.concurrency
         )
@@ -319,6 +323,24 @@ class Dispatcher:
             released = await gate.arelease(self.worker_id, list(self._cancelled), SHUTDOWN_REASON)
             self.stats.released += released
             self._cancelled.clear()
+
+    # -- SQLite: watch for other processes' commits ----------------------------------
+
+    async def _watch_sqlite_loop(self) -> None:
+        """Wake when another process commits (ingest in a web process). SQLite has no
+        LISTEN/NOTIFY, but ``PRAGMA data_version`` changes exactly then, and reading it
+        is a trivial query; the poll interval stays the backstop."""
+        last: int | None = None
+        while not self._stopping.is_set():
+            try:
+                version = await gate.adata_version()
+            except DatabaseError as exc:
+                logger.warning("watching the SQLite database failed (%s); polling", exc)
+                version = None
+            if version is not None and last is not None and version != last:
+                self._wake.set()
+            last = version
+            await asyncio.sleep(SQLITE_WATCH_INTERVAL)
 
     # -- PostgreSQL LISTEN ------------------------------------------------------------
 

@@ -279,3 +279,12 @@ def next_due_at() -> datetime | None:
 def pending_count() -> int:
     """Deliveries still to be made to enabled destinations (due now or later)."""
     return Delivery.objects.filter(state=DeliveryState.PENDING, destination__enabled=True).count()
+
+
+def data_version() -> int:
+    """SQLite's ``PRAGMA data_version``: it changes when *another* connection commits,
+    so a dispatcher in another process than ingest can notice new events cheaply."""
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA data_version")
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
