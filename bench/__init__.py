@@ -1,0 +1,1 @@
+"""Hookway's benchmarks against its peers: ``python -m bench [--quick]`` (see bench/common.py)."""

@@ -1,0 +1,553 @@
+"""Ingest: Hookway's durable, signature-verified ack against what a Django developer
+would otherwise write, and against the bare-ASGI limit.
+
+Every contender gets the same request (a 1 KB JSON body signed with HMAC-SHA256 in
+``X-Signature-256``), the same number of server processes (2, one per core of this
+machine) and the same load: wrk, 64 connections, 2 threads, a short warm-up, then a fixed
+duration, repeated in rounds (contenders interleaved, so background noise spreads over
+all of them); the table shows medians over rounds.
+
+Contenders (all SQLite ones use WAL + ``synchronous=FULL``, so a 2xx means fsync'd):
+
+- hookway: ``POST /hooks/bench`` (verify = "hmac-sha256", one route, embedded dispatcher
+  off) under ``uvicorn --workers 2``. It stores the Event and its Delivery row (the
+  outbox), so it writes two rows per webhook where the peers write one.
+- django-sync: a plain sync view (verify, parse, ``Model.objects.create``) under gunicorn,
+  2 workers; the worker class is picked by a short pilot (full mode), see the notes.
+- django-async: the same as an ``async def`` view, the insert through ``sync_to_async``,
+  under ``uvicorn --workers 2``.
+- django-celery: the sync view, but ``task.delay(payload)`` to Redis instead of the insert
+  (same gunicorn setup). Redis here persists nothing (no AOF, no RDB): this ack is not
+  durable at all; it is the "just use Celery" advice, measured.
+- bare-asgi: no framework, HMAC + JSON + one fsync'd insert per request.
+- bare-asgi-group: the same with group commit (one fsync per batch): the physical limit
+  of a durable ack on this machine.
+
+After each measured run the rows stored are counted and compared with the 2xx answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import common
+
+SECRET = "bench-secret"
+CONNECTIONS = 64
+THREADS = 2
+PROCESSES = 2
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def make_body(size: int = 1024) -> bytes:
+    """A JSON document of exactly ``size`` bytes that names its event."""
+    doc = {"event_name": "push", "object_kind": "push", "ref": "refs/heads/main", "pad": ""}
+    doc["pad"] = "x" * (size - len(json.dumps(doc, separators=(",", ":"))))
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    assert len(body) == size
+    return body
+
+
+BODY = make_body()
+HEADERS = {
+    "Content-Type": "application/json",
+    "X-Signature-256": "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest(),
+}
+
+HOOKWAY_CONFIG = f"""
+[[sources]]
+slug = "bench"
+verify = "hmac-sha256"
+secret = "{SECRET}"
+
+# One route, so every webhook also writes its Delivery row (the transactional outbox).
+# The dispatcher is off in this benchmark: nothing is sent.
+[[destinations]]
+name = "sink"
+url = "http://127.0.0.1:9/sink"
+
+[[routes]]
+source = "bench"
+destination = "sink"
+"""
+
+
+def _sqlite_count(path: Path, table: str) -> int:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    finally:
+        db.close()
+
+
+@dataclass
+class Contender:
+    key: str
+    label: str
+    server: str  # how it is served, for the table
+    cmd: Callable[[int], list[str]]
+    path: str
+    env: dict[str, str] = field(default_factory=dict)
+    count: Callable[[], int] = lambda: 0
+    setup: Callable[[], None] = lambda: None
+    cleanup: Callable[[], None] = lambda: None
+    lag_prefix: Path | None = None
+
+
+def _uvicorn(app: str, lifespan: str = "on") -> Callable[[int], list[str]]:
+    def cmd(port: int) -> list[str]:
+        return [
+            common.PYTHON,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            common.HOST,
+            "--port",
+            str(port),
+            "--workers",
+            str(PROCESSES),
+            "--lifespan",
+            lifespan,  # Django's own ASGI handler refuses lifespan
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+
+    return cmd
+
+
+def _gunicorn(app: str, worker: tuple[str, int]) -> Callable[[int], list[str]]:
+    kind, threads = worker
+
+    def cmd(port: int) -> list[str]:
+        args = [
+            common.PYTHON,
+            "-m",
+            "gunicorn",
+            app,
+            "--bind",
+            f"{common.HOST}:{port}",
+            "--workers",
+            str(PROCESSES),
+            "--worker-class",
+            kind,
+            "--log-level",
+            "warning",
+        ]
+        if kind == "gthread":
+            args += ["--threads", str(threads)]
+        return args
+
+    return cmd
+
+
+def _worker_label(worker: tuple[str, int]) -> str:
+    kind, threads = worker
+    return f"{kind} x{threads} threads" if kind == "gthread" else kind
+
+
+def build_contenders(work: Path, gunicorn_worker: tuple[str, int]) -> list[Contender]:
+    config = work / "hookway.toml"
+    config.write_text(HOOKWAY_CONFIG)
+    hookway_db = work / "hookway.sqlite3"
+    hookway_env = {
+        "DJANGO_SETTINGS_MODULE": "hookway.settings",
+        "DATABASE_URL": f"sqlite:///{hookway_db}",
+        "HOOKWAY_CONFIG": str(config),
+        "HOOKWAY_EMBEDDED_DISPATCHER": "false",
+        "HOOKWAY_LOG_LEVEL": "WARNING",
+        "BENCH_LOOP_LAG_PREFIX": str(work / "hookway-lag"),
+    }
+    peer_db = {k: work / f"{k}.sqlite3" for k in ("sync", "async")}
+    peer_env = {"DJANGO_SETTINGS_MODULE": "bench.peers.ingest_site.settings"}
+    queue = f"bench-ingest-{int(time.time())}"
+
+    def migrate_hookway() -> None:
+        common.run_checked(
+            [common.PYTHON, "manage.py", "migrate", "--no-input", "-v0"], env=hookway_env
+        )
+
+    def migrate_peer(db: Path) -> Callable[[], None]:
+        def run() -> None:
+            common.run_checked(
+                [
+                    common.PYTHON,
+                    "-m",
+                    "bench.peers.ingest_site.manage",
+                    "migrate",
+                    "--run-syncdb",
+                    "-v0",
+                ],
+                env={**peer_env, "INGEST_DB": str(db)},
+            )
+
+        return run
+
+    def redis_client():  # type: ignore[no-untyped-def]
+        import redis
+
+        return redis.Redis.from_url(REDIS_URL)
+
+    def celery_count() -> int:
+        return int(redis_client().llen(queue))
+
+    def celery_cleanup() -> None:
+        redis_client().delete(queue)
+
+    sync_app = "bench.peers.ingest_site.wsgi:application"
+    gunicorn_label = f"gunicorn, {PROCESSES} workers, {_worker_label(gunicorn_worker)}"
+    uvicorn_label = f"uvicorn --workers {PROCESSES}"
+    contenders = [
+        Contender(
+            "hookway",
+            "Hookway",
+            uvicorn_label,
+            _uvicorn("bench.peers.hookway_app:application"),
+            "/hooks/bench",
+            hookway_env,
+            count=lambda: _sqlite_count(hookway_db, "hookway_event"),
+            setup=migrate_hookway,
+            lag_prefix=work / "hookway-lag",
+        ),
+        Contender(
+            "django-sync",
+            "plain Django, sync view",
+            gunicorn_label,
+            _gunicorn(sync_app, gunicorn_worker),
+            "/hooks/sync",
+            {**peer_env, "INGEST_DB": str(peer_db["sync"])},
+            count=lambda: _sqlite_count(peer_db["sync"], "ingest_site_event"),
+            setup=migrate_peer(peer_db["sync"]),
+        ),
+        Contender(
+            "django-async",
+            "Django async view + sync_to_async",
+            uvicorn_label,
+            _uvicorn("bench.peers.ingest_site.asgi:application", "off"),
+            "/hooks/async",
+            {**peer_env, "INGEST_DB": str(peer_db["async"])},
+            count=lambda: _sqlite_count(peer_db["async"], "ingest_site_event"),
+            setup=migrate_peer(peer_db["async"]),
+        ),
+        Contender(
+            "django-celery",
+            "Django view + Celery .delay() (Redis)",
+            gunicorn_label,
+            _gunicorn(sync_app, gunicorn_worker),
+            "/hooks/celery",
+            {**peer_env, "INGEST_CELERY_BROKER": REDIS_URL, "INGEST_CELERY_QUEUE": queue},
+            count=celery_count,
+            setup=celery_cleanup,
+            cleanup=celery_cleanup,
+        ),
+    ]
+    for key, mode, label in (
+        ("bare-asgi", "commit", "bare ASGI, fsync per request"),
+        ("bare-asgi-group", "group", "bare ASGI, group commit (limit)"),
+    ):
+        db = work / f"{key}.sqlite3"
+        contenders.append(
+            Contender(
+                key,
+                label,
+                uvicorn_label,
+                _uvicorn("bench.peers.ingest_asgi:app"),
+                "/hooks/bare",
+                {"BARE_DB": str(db), "BARE_MODE": mode},
+                count=lambda db=db: _sqlite_count(db, "events"),  # type: ignore[misc]
+            )
+        )
+    return contenders
+
+
+def _settle(count: Callable[[], int], quiet: float = 0.5, limit: float = 15.0) -> int:
+    """The row count once it stops changing (requests wrk abandoned still finish on the
+    server); waits ``quiet`` seconds without change, at most ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    last = count()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = count()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+@dataclass
+class Run:
+    wrk: common.WrkResult
+    stored: int  # rows stored during the measured run
+    lag: list[dict[str, float]]  # one summary per Hookway worker
+
+    @property
+    def extra_rows(self) -> int:
+        """Rows stored minus 2xx answers: >= 0 unless an ack was lost; up to the
+        connections in flight when wrk stopped counting (their answers went unread)."""
+        return self.stored - self.wrk.ok
+
+
+def measure(c: Contender, work: Path, warmup: float, duration: float, round_no: int) -> Run:
+    """Start the contender, warm it up, measure once, stop it; return the numbers."""
+    port = common.free_port()
+    url = f"http://{common.HOST}:{port}{c.path}"
+    if c.lag_prefix is not None:
+        for old in c.lag_prefix.parent.glob(c.lag_prefix.name + ".*.json"):
+            old.unlink()
+    server = common.Server(f"{c.key}-{round_no}", c.cmd(port), env=c.env, logdir=work)
+    with server:
+        server.wait_http(f"http://{common.HOST}:{port}{c.path}", timeout=60)
+        common.run_wrk(
+            url,
+            duration=warmup,
+            connections=CONNECTIONS,
+            threads=THREADS,
+            body=BODY,
+            headers=HEADERS,
+            logdir=work,
+        )
+        before = _settle(c.count)  # requests abandoned by the warm-up's wrk finish
+        result = common.run_wrk(
+            url,
+            duration=duration,
+            connections=CONNECTIONS,
+            threads=THREADS,
+            body=BODY,
+            headers=HEADERS,
+            logdir=work,
+        )
+        stored = _settle(c.count) - before
+        code = server.stop()
+    lag = []
+    if c.lag_prefix is not None:
+        for path in sorted(c.lag_prefix.parent.glob(c.lag_prefix.name + ".*.json")):
+            lag.append(json.loads(path.read_text()))
+        if not lag:
+            print(f"   ! {c.key}: no loop-lag file (exit code {code})", flush=True)
+    print(
+        f"   {c.key:16} round {round_no}: {result.rps:8.0f} req/s  p50 {result.p50_ms:6.1f} ms"
+        f"  p99 {result.p99_ms:6.1f} ms  non-2xx {result.non_2xx}  sock {result.socket_errors}"
+        f"  stored-2xx {stored - result.ok:+d}",
+        flush=True,
+    )
+    return Run(result, stored, lag)
+
+
+def pick_gunicorn_worker(work: Path, duration: float) -> tuple[tuple[str, int], list[list[object]]]:
+    """Measure the sync view under gunicorn's sync and gthread workers; return the best."""
+    candidates = [("sync", 1), ("gthread", 4), ("gthread", 16)]
+    rows: list[list[object]] = []
+    best: tuple[float, tuple[str, int]] = (-1.0, candidates[0])
+    for worker in candidates:
+        trial = work / f"pilot-{worker[0]}-{worker[1]}"
+        trial.mkdir()
+        contender = next(c for c in build_contenders(trial, worker) if c.key == "django-sync")
+        contender.setup()
+        run = measure(contender, trial, 1, duration, 0)
+        rows.append(
+            [
+                _worker_label(worker),
+                run.wrk.rps,
+                run.wrk.p50_ms,
+                run.wrk.p99_ms,
+                run.wrk.non_2xx + run.wrk.socket_errors,
+            ]
+        )
+        if run.wrk.rps > best[0]:
+            best = (run.wrk.rps, worker)
+    return best[1], rows
+
+
+def run(quick: bool) -> common.Result:
+    rounds, warmup, duration = (1, 1, 2) if quick else (3, 2, 10)
+    work = common.tempdir("ingest")
+    try:
+        if quick:
+            worker, pilot = ("gthread", 4), []
+        else:
+            print("   picking gunicorn's worker class for the sync view (pilot)", flush=True)
+            worker, pilot = pick_gunicorn_worker(work, 5)
+        contenders = build_contenders(work, worker)
+        runs: dict[str, list[Run]] = {c.key: [] for c in contenders}
+        try:
+            for c in contenders:
+                c.setup()
+            for round_no in range(1, rounds + 1):
+                for c in contenders:
+                    runs[c.key].append(measure(c, work, warmup, duration, round_no))
+        finally:
+            for c in contenders:
+                c.cleanup()
+        return _result(contenders, runs, worker, pilot, rounds, warmup, duration)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _result(
+    contenders: list[Contender],
+    runs: dict[str, list[Run]],
+    worker: tuple[str, int],
+    pilot: list[list[object]],
+    rounds: int,
+    warmup: float,
+    duration: float,
+) -> common.Result:
+    med = common.median
+
+    def rps(key: str) -> float:
+        return med(r.wrk.rps for r in runs[key])
+
+    hookway = rps("hookway")
+    rows = []
+    for c in contenders:
+        rs = runs[c.key]
+        extra = [r.extra_rows for r in rs]
+        durable = "LOST " + str(-min(extra)) if min(extra) < 0 else f"ok (+{max(extra)})"
+        if c.key == "django-celery":
+            durable += ", in Redis memory only"
+        rows.append(
+            [
+                c.label,
+                c.server,
+                rps(c.key),
+                " / ".join(f"{r.wrk.rps:,.0f}" for r in rs),
+                med(r.wrk.p50_ms for r in rs),
+                med(r.wrk.p99_ms for r in rs),
+                sum(r.wrk.non_2xx for r in rs),
+                sum(r.wrk.socket_errors for r in rs),
+                durable,
+                "1.00x" if c.key == "hookway" else common.ratio(hookway, rps(c.key)),
+            ]
+        )
+
+    lag_p99 = [max(s.get("p99_ms", 0.0) for s in r.lag) for r in runs["hookway"] if r.lag]
+    lag_max = [max(s.get("max_ms", 0.0) for s in r.lag) for r in runs["hookway"] if r.lag]
+    hw = runs["hookway"]
+    p99 = med(r.wrk.p99_ms for r in hw)
+    bad = sum(r.wrk.non_2xx + r.wrk.socket_errors for r in hw)
+    lost = min(r.extra_rows for r in hw)
+    targets = [
+        common.Target(
+            "Hookway ≥ 3x plain sync Django",
+            common.ratio(hookway, rps("django-sync")),
+            hookway >= 3 * rps("django-sync"),
+        ),
+        common.Target(
+            "Hookway ≥ 50 % of bare ASGI (group commit: the limit)",
+            f"{100 * hookway / rps('bare-asgi-group'):.0f} %",
+            hookway >= 0.5 * rps("bare-asgi-group"),
+        ),
+        common.Target(
+            "Hookway ≥ 50 % of bare ASGI (fsync per request)",
+            f"{100 * hookway / rps('bare-asgi'):.0f} %",
+            hookway >= 0.5 * rps("bare-asgi"),
+        ),
+        common.Target("Hookway ingest p99 ≤ 50 ms", f"{p99:.1f} ms", p99 <= 50),
+        common.Target("Hookway: 0 non-2xx (and 0 socket errors)", f"{bad}", bad == 0),
+        common.Target(
+            "every Hookway ack durable (rows stored ≥ 2xx answers)",
+            "ok" if lost >= 0 else f"{-lost} acked rows missing",
+            lost >= 0,
+        ),
+        common.Target(
+            "Hookway event-loop lag p99 < 10 ms under ingest load",
+            f"p99 {max(lag_p99):.1f} ms, max {max(lag_max):.1f} ms" if lag_p99 else "not recorded",
+            (max(lag_p99) < 10) if lag_p99 else None,
+        ),
+    ]
+    labels = [c.key for c in contenders]
+    charts = [
+        common.Chart(
+            f"Throughput (median of {rounds}), 64 connections",
+            "requests / s",
+            labels,
+            {"req/s": [rps(k) for k in labels]},
+        ),
+        common.Chart(
+            "Latency (median over rounds)",
+            "ms (log scale)",
+            labels,
+            {
+                "p50": [med(r.wrk.p50_ms for r in runs[k]) for k in labels],
+                "p99": [med(r.wrk.p99_ms for r in runs[k]) for k in labels],
+            },
+            log=True,
+        ),
+    ]
+    notes = [
+        f"Load: wrk, {CONNECTIONS} connections, {THREADS} threads, the same 1,024-byte JSON "
+        f"body signed with HMAC-SHA256 on every request; {warmup:.0f} s warm-up, then "
+        f"{duration:.0f} s measured, {rounds} round(s) with the contenders interleaved. "
+        "wrk is a C load generator: at these rates an asyncio client would itself be the "
+        "bottleneck. It shares the 2 cores with the servers, as every contender's does.",
+        f"Every contender runs {PROCESSES} server processes (one per core). SQLite contenders "
+        "use WAL + synchronous=FULL: a 2xx is sent only after the fsync of the commit holding "
+        "the row.",
+        "Hookway writes 2 rows per webhook (Event + its Delivery, the transactional outbox); "
+        "the peers write 1. Its embedded dispatcher is off (HOOKWAY_EMBEDDED_DISPATCHER=false).",
+        "'stored vs 2xx': rows stored during the measured run minus the 2xx answers wrk "
+        "counted; never negative means no acknowledged row is missing. A positive value is "
+        "the requests still in flight when wrk stopped counting (at most the 64 connections "
+        "per round, plus wrk timeouts): stored, but their answers were not read.",
+        "django-celery's ack is not durable: the Redis used here keeps messages in memory "
+        "only (appendonly no, no RDB snapshots); stored = messages in the Redis queue.",
+        "Peers have no middleware at all (the best case for plain Django); Hookway's ingest "
+        "path keeps only its timing middleware.",
+        "Event-loop lag: HOOKWAY_LOOP_LAG_FILE, one file per Hookway worker (how late a "
+        "10 ms timer fires, over each worker's life: warm-up and measured run); the worst "
+        "worker's p99, worst round.",
+    ]
+    if pilot:
+        notes.append(
+            f"Plain-Django baseline configuration: gunicorn with {_worker_label(worker)} won a "
+            "pilot of the sync view (5 s each, table below). gunicorn's sync worker serves one "
+            "connection at a time and closes it after each response; gthread keeps "
+            "connections alive and overlaps the fsync of one request with the parsing of others."
+        )
+    extra_tables = []
+    if pilot:
+        extra_tables.append(
+            (
+                "Pilot: the plain sync Django view under gunicorn worker classes (2 workers)",
+                ["worker class", "req/s", "p50 ms", "p99 ms", "errors"],
+                pilot,
+            )
+        )
+    lag_rows = [
+        [f"round {i}", f"worker {j}", s.get("p50_ms"), s.get("p99_ms"), s.get("max_ms")]
+        for i, r in enumerate(runs["hookway"], 1)
+        for j, s in enumerate(r.lag, 1)
+    ]
+    if lag_rows:
+        extra_tables.append(
+            ("Hookway event-loop lag (ms)", ["round", "worker", "p50", "p99", "max"], lag_rows)
+        )
+    return common.Result(
+        title="Ingest: durable signature-verified ack, 1 KB JSON, 64 connections",
+        columns=[
+            "contender",
+            "server",
+            "req/s (median)",
+            "req/s per round",
+            "p50 ms",
+            "p99 ms",
+            "non-2xx",
+            "socket errors",
+            "stored vs 2xx",
+            "Hookway / this",
+        ],
+        rows=rows,
+        notes=notes,
+        targets=targets,
+        charts=charts,
+        extra_tables=extra_tables,
+    )
