@@ -42,6 +42,7 @@ from hookway.store.events import NOTIFY_CHANNEL
 logger = logging.getLogger("hookway.dispatch")
 
 SQLITE_WATCH_INTERVAL = 0.05
+CLAIM_BATCH = 100
 SHUTDOWN_REASON = "the dispatcher stopped before this attempt finished; released for retry"
 
 
@@ -170,7 +171,11 @@ class Dispatcher:
 
     async def _claim_loop(self, listener: asyncio.Event) -> None:
         while not self._stopping.is_set():
-            free = self.config.concurrency - len(self._inflight)
+            # At most CLAIM_BATCH per claim: starting a thousand sends in one loop
+            # iteration (after a thousand-row claim) stalled the loop for ~400 ms in
+            # bench/results/delivery.md; batches keep each step short, and the next
+            # claim follows at once while the previous batch is sending.
+            free = min(self.config.concurrency - len(self._inflight), CLAIM_BATCH)
             claimed: list[sender.OutboundDelivery] = []
             if free > 0:
                 try:
