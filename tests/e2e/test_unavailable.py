@@ -4,52 +4,19 @@ works again as soon as the database does."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from django.db import connection
 
 from hookway.models import Delivery, Event
+from tests.dblock import database_write_lock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 DB_TIMEOUT = 0.3
 WEBHOOK = b'{"type": "push", "ref": "refs/heads/main"}'
-
-
-@contextmanager
-def database_write_lock() -> Iterator[None]:
-    """Hold the test database's write lock from a connection of our own."""
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        # isolation_level=None: sqlite3 sends our BEGIN as written, no implicit ones.
-        holder = sqlite3.connect(settings["NAME"], isolation_level=None)
-        try:
-            holder.execute("BEGIN IMMEDIATE")
-            yield
-        finally:
-            holder.rollback()
-            holder.close()
-    else:
-        import psycopg
-
-        holder_pg = psycopg.connect(
-            host=settings["HOST"] or "127.0.0.1",
-            port=settings["PORT"] or 5432,
-            user=settings["USER"] or "postgres",
-            password=settings["PASSWORD"] or None,
-            dbname=settings["NAME"],
-        )
-        try:
-            holder_pg.execute("LOCK TABLE hookway_event IN ACCESS EXCLUSIVE MODE")
-            yield
-        finally:
-            holder_pg.rollback()
-            holder_pg.close()
 
 
 def post(url: str, key: str) -> httpx.Response:
