@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -12,11 +13,14 @@ from hookway import gate
 from hookway.config import file as config_file
 from hookway.loopmonitor import MonitorTask
 
+if TYPE_CHECKING:
+    from hookway.dispatch.dispatcher import Dispatcher, Stats
+
 logger = logging.getLogger("hookway.runtime")
 
 # The embedded dispatcher and loop monitor of this process, owned here between startup
 # and shutdown.
-_embedded: tuple[object, asyncio.Task[object]] | None = None
+_embedded: tuple[Dispatcher, asyncio.Task[Stats]] | None = None
 _monitor: MonitorTask | None = None
 
 
@@ -66,6 +70,6 @@ async def shutdown() -> None:
     if _embedded is not None:
         dispatcher, task = _embedded
         _embedded = None
-        dispatcher.stop()  # type: ignore[attr-defined]
+        dispatcher.stop()
         await task
     await stop_loop_monitor()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hookway.ingest.verify import decode_whsec
 from hookway.models import ONE_MIB, VerifyScheme
 
 
@@ -130,8 +131,6 @@ class _Table:
 
 
 def _is_whsec(value: str) -> bool:
-    from hookway.ingest.verify import decode_whsec
-
     return value.startswith("whsec_") and decode_whsec(value) is not None
 
 

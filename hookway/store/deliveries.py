@@ -168,13 +168,13 @@ def _update_sql(model: type[Attempt] | type[Delivery], assignments: str, where: 
     return f"UPDATE {qn(model._meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608 - fixed names
 
 
-def record_attempts(worker: str, settlements: Sequence[Settlement]) -> int:
+def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
     """Write finished attempts and move their deliveries on, in one transaction (a group
     commit: one fsync for the whole batch).
 
     Every attempt is recorded. A delivery is updated only while ``worker`` still holds
     its lease for that attempt: if the lease expired and another dispatcher reclaimed
-    it, the newer claim wins. Returns how many deliveries were updated.
+    it, the newer claim wins.
 
     Two prepared statements run once per batch (``executemany``) rather than two ORM
     updates per attempt: this runs on a thread that shares the GIL with the dispatcher's
@@ -236,7 +236,6 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> int:
             ),
             delivery_rows,
         )
-        updated = max(cursor.rowcount, 0)
         if disable:
             Destination.objects.filter(pk__in=disable).update(
                 enabled=False,
@@ -244,7 +243,6 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> int:
             )
             # .update() sends no signal: drop this process's cached routes now.
             transaction.on_commit(clear_route_cache)
-    return updated
 
 
 def release(worker: str, delivery_ids: Sequence[str], reason: str) -> int:
