@@ -132,6 +132,8 @@ class HookwaySettings:
     log_level: str
     loop_lag_file: Path | None = None
     http_transport: str = "aiohttp"
+    max_headers: int = 100
+    max_header_bytes: int = 64 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -194,6 +196,8 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
         shutdown_grace=envfloat(env, "HOOKWAY_SHUTDOWN_GRACE", 10.0, minimum=0.0),
         log_level=log_level,
         http_transport=http_transport,
+        max_headers=envint(env, "HOOKWAY_MAX_HEADERS", 100, minimum=10),
+        max_header_bytes=envint(env, "HOOKWAY_MAX_HEADER_BYTES", 64 * 1024, minimum=1024),
         # "{pid}" in the name gives each worker process its own file.
         loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")

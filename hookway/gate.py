@@ -5,46 +5,68 @@ crossing happens here, as a named async function wrapping one sync function of t
 (or a sync function wrapping async code, for management commands). Nothing else in
 Hookway calls ``sync_to_async`` or ``async_to_sync``.
 
-Ingest's own database work (source lookups, storing webhooks) runs on one dedicated
-writer thread per process, which batches concurrent webhooks into one transaction (group
-commit, see ``_Writer``). Everything else uses ``sync_to_async(thread_sensitive=True)``:
-within a request, the request's thread; outside one (the dispatcher), one shared thread,
-which is what SQLite's single writer wants anyway.
+Ingest's database work runs on two dedicated threads per process: one writer, which
+batches concurrent webhooks into one transaction (group commit, see ``_Writer``), and
+one reader for source lookups, so a lookup never waits behind a batch stalled on a
+lock. Both answer within each request's deadline, whatever the database does.
+Everything else uses ``sync_to_async(thread_sensitive=True)``: within a request, the
+request's thread; outside one (the dispatcher), one shared thread, which is what
+SQLite's single writer wants anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, connections
 
 from hookway import timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
 from hookway.store import deliveries, events, replay
+from hookway.store.db import disconnected
+from hookway.store.errors import NotStored, StoreTimeout, StoreUnavailable
+
+logger = logging.getLogger("hookway.ingest")
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# A webhook already being committed when its deadline passes gets this much longer for
+# the outcome, so its answer says what happened; past it the answer is 503 (a retry with
+# the same delivery id is then answered as a duplicate if the commit did land).
+COMMIT_GRACE = 1.0
 
-def _guarded(func: Callable[P, R]) -> Callable[P, R]:
+
+def _guarded(func: Callable[P, R], *, reconnect: bool = False) -> Callable[P, R]:
+    """``func`` on a connection kept healthy: after a database error outside a
+    transaction the connection is closed, so the next call reconnects (outside a request
+    nothing else recycles a thread's connection, and the dispatcher runs for days).
+    With ``reconnect``, a read-only ``func`` whose connection was lost is tried once
+    more on a new one."""
+
     @wraps(func)
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (OperationalError, InterfaceError):
-            # Outside a request nothing else recycles this thread's connection: drop a
-            # broken one so the next call reconnects (the dispatcher runs for days).
-            if not connection.in_atomic_block:
-                connection.close()
-            raise
+        except (OperationalError, InterfaceError) as exc:
+            if connection.in_atomic_block:
+                raise
+            connection.close()
+            if not (reconnect and disconnected(exc)):
+                raise
+        return func(*args, **kwargs)
 
     return guarded
 
@@ -65,50 +87,132 @@ def _db(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     return call
 
 
+def default_deadline() -> float:
+    """A request's deadline when the caller has none: HOOKWAY_DB_TIMEOUT from now."""
+    return time.monotonic() + settings.HOOKWAY.db_timeout
+
+
+_state_lock = threading.Lock()
+
+
+class _Pending:
+    """One webhook waiting for the writer: a Claim (hookway.store.events) whose state
+    the writer thread and the request share under a lock."""
+
+    __slots__ = ("deadline", "future", "incoming", "state")
+
+    def __init__(
+        self,
+        incoming: events.IncomingEvent,
+        deadline: float,
+        future: asyncio.Future[events.StoredEvent],
+    ):
+        self.incoming = incoming
+        self.deadline = deadline
+        self.future = future
+        self.state: Literal["queued", "taken", "abandoned"] = "queued"
+
+    def take(self) -> bool:
+        with _state_lock:
+            if self.state == "queued" and time.monotonic() < self.deadline:
+                self.state = "taken"
+                return True
+            return False
+
+    def live(self) -> bool:
+        return self.state == "queued" and time.monotonic() < self.deadline
+
+    def abandon(self) -> bool:
+        """Give it up unless the writer took it already; True if given up."""
+        with _state_lock:
+            if self.state == "queued":
+                self.state = "abandoned"
+                return True
+            return False
+
+
+def _retrieve(future: asyncio.Future[events.StoredEvent]) -> None:
+    # A request that gave up leaves its future behind: read its exception so asyncio
+    # doesn't report it as never retrieved.
+    if not future.cancelled():
+        future.exception()
+
+
 class _Writer:
-    """Ingest's database work, on one thread per process, with group commit.
+    """Ingest's writes, on one thread per process, with group commit.
 
     Each webhook awaits a future; a flusher task hands everything queued so far to the
     writer thread as one batch, stored in one transaction. With SQLite that is one fsync
     per batch instead of one per webhook, and no lock contention between request threads
     (their busy-wait sleeps are what made per-request transactions slow under load). At
     low load a batch is a single webhook, so nothing waits for company.
+
+    Every webhook keeps its own deadline: one the writer has not taken by then is given
+    up (503, nothing stored), whether its batch is waiting for a lock or it is still
+    queued behind one.
     """
 
     MAX_BATCH = 256
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookway-writer")
-        self._pending: list[tuple[events.IncomingEvent, asyncio.Future[events.StoredEvent]]] = []
+        self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def run(self, func: Callable[..., R], *args: Any) -> R:
-        """Run ``func(*args)`` on the writer thread (and so on its database connection)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(_guarded(func), *args))
-
-    async def store(self, incoming: events.IncomingEvent) -> events.StoredEvent:
+    async def store(self, incoming: events.IncomingEvent, deadline: float) -> events.StoredEvent:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[events.StoredEvent] = loop.create_future()
-        self._pending.append((incoming, future))
+        future.add_done_callback(_retrieve)
+        item = _Pending(incoming, deadline, future)
+        self._pending.append(item)
         if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
             self._flusher = loop.create_task(self._flush(), name="hookway-group-commit")
-        return await future
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(future), timeout=max(0.0, deadline - time.monotonic())
+            )
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            # The sender went away: store nothing if the writer hasn't taken it yet
+            # (the sender got no answer and will retry).
+            if item.abandon():
+                self._discard(item)
+            raise
+        if item.abandon():
+            self._discard(item)
+            raise StoreTimeout("its deadline passed before it could be committed")
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout=COMMIT_GRACE)
+        except TimeoutError:
+            logger.error("a webhook's commit outlived its deadline; answered 503")
+            raise StoreTimeout("the database did not confirm the commit in time") from None
+
+    def _discard(self, item: _Pending) -> None:
+        with contextlib.suppress(ValueError):  # the flusher took it already (and skips it)
+            self._pending.remove(item)
 
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._pending:
-            batch = self._pending[: self.MAX_BATCH]
+            batch = [i for i in self._pending[: self.MAX_BATCH] if i.state == "queued"]
             del self._pending[: self.MAX_BATCH]
+            if not batch:
+                continue
             try:
-                results = await self.run(events.store_events, [item for item, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+                outcomes: list[events.Outcome] = await loop.run_in_executor(
+                    self._executor, functools.partial(_guarded(events.store_claims), batch)
+                )
+            except Exception:  # store_claims catches database errors; this is a bug
+                logger.exception("the ingest writer failed")
+                outcomes = [StoreUnavailable("the webhook could not be stored")] * len(batch)
+            for item, outcome in zip(batch, outcomes, strict=True):
+                if item.future.done():
+                    continue
+                if isinstance(outcome, NotStored):
+                    item.future.set_exception(outcome)
+                else:
+                    item.future.set_result(outcome)
 
     def close_connections(self) -> None:
         """Close the writer thread's database connection (tests, before dropping the DB)."""
@@ -116,6 +220,8 @@ class _Writer:
 
 
 _writer = _Writer()
+# Source lookups: one thread of their own, so they never queue behind a stalled write.
+_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookway-reader")
 
 # Sources change rarely and every webhook needs one: a short cache keeps ingest off the
 # database until the commit. Saving or deleting a Source in this process clears it; other
@@ -130,15 +236,22 @@ def clear_source_cache() -> None:
     events.clear_route_cache()
 
 
-async def aget_source(slug: str) -> events.SourceSpec | None:
-    """The enabled source with this slug, or None (cached for SOURCE_CACHE_SECONDS)."""
+async def aget_source(slug: str, deadline: float | None = None) -> events.SourceSpec | None:
+    """The enabled source with this slug, or None (cached for SOURCE_CACHE_SECONDS).
+    Raises StoreTimeout if the database doesn't answer before ``deadline``
+    (``time.monotonic()``; default HOOKWAY_DB_TIMEOUT from now)."""
     now = time.monotonic()
     hit = _sources.get(slug)
     if hit is not None and now - hit[0] < SOURCE_CACHE_SECONDS:
         return hit[1]
+    deadline = default_deadline() if deadline is None else deadline
     started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    lookup = loop.run_in_executor(_reader, _guarded(events.get_source, reconnect=True), slug)
     try:
-        spec = await _writer.run(events.get_source, slug)
+        spec = await asyncio.wait_for(lookup, timeout=max(0.0, deadline - now))
+    except TimeoutError:
+        raise StoreTimeout("the database did not answer the source lookup in time") from None
     finally:
         timing.add_db_time(time.perf_counter() - started)
     if len(_sources) > 10_000:  # unknown slugs must not grow it without bound
@@ -147,31 +260,50 @@ async def aget_source(slug: str) -> events.SourceSpec | None:
     return spec
 
 
-async def astore_event(incoming: events.IncomingEvent) -> events.StoredEvent:
-    """Store one webhook durably (group commit); return the stored or original event."""
+async def astore_event(
+    incoming: events.IncomingEvent, deadline: float | None = None
+) -> events.StoredEvent:
+    """Store one webhook durably (group commit); return the stored or original event.
+    Raises a hookway.store.errors.NotStored (nothing stored) if it can't be committed
+    before ``deadline`` (``time.monotonic()``; default HOOKWAY_DB_TIMEOUT from now)."""
     started = time.perf_counter()
     try:
-        return await _writer.store(incoming)
+        return await _writer.store(incoming, default_deadline() if deadline is None else deadline)
     finally:
         timing.add_db_time(time.perf_counter() - started)
 
 
 def close_writer_connections() -> None:
     _writer.close_connections()
+    _reader.submit(connections.close_all).result()
 
 
-adatabase_ready = _db(events.database_ready)
+abeat = _db(deliveries.beat)
 
 aclaim_due = _db(deliveries.claim_due)
+arenew_leases = _db(deliveries.renew_leases)
 arecord_attempts = _db(deliveries.record_attempts)
 arelease = _db(deliveries.release)
-anext_due_at = _db(deliveries.next_due_at)
+aseconds_until_due = _db(deliveries.seconds_until_due)
 apending_count = _db(deliveries.pending_count)
 adata_version = _db(deliveries.data_version)
 
 areplay_events = _db(replay.replay_events)
 areplay_deliveries = _db(replay.replay_deliveries)
 areplay_dead = _db(replay.replay_dead)
+
+
+async def acall_receivers(
+    receivers: list[Callable[..., object]], signal: object, sender: type, named: dict[str, object]
+) -> None:
+    """Call sync signal receivers in a worker thread (not the shared thread the
+    dispatcher's database calls use), as Django's ``Signal.asend`` would."""
+
+    def call() -> None:
+        for receiver in receivers:
+            receiver(signal=signal, sender=sender, **named)
+
+    await sync_to_async(call, thread_sensitive=False)()
 
 
 async def async_sync_config(config: HookwayConfig) -> config_sync.SyncReport:

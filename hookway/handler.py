@@ -1,32 +1,66 @@
-"""Django's ASGI handler, taught to stop reading an oversized webhook body.
+"""Hookway's ASGI application: limits every request before any of it is read, sends
+``/hooks/…`` to a lean ingest handler and everything else to Django's stock handler.
 
-Django reads the whole request body before any view or middleware runs, so a per-source
-``max_body_bytes`` can't be enforced from a view without first buffering the entire
-upload. This handler looks the source up from the path before the body is read and caps
-what it reads: past the limit (or at once, when Content-Length already says so) it ends
-the body for Django and flags the scope; the view answers 413. The rest of the upload is
-never read; the server closes the connection.
+Before anything else, for every request: at most HOOKWAY_MAX_HEADERS headers and
+HOOKWAY_MAX_HEADER_BYTES of them (431 beyond), and, outside ingest, a body of at most
+Django's DATA_UPLOAD_MAX_MEMORY_SIZE (413 beyond, decided before the body is spooled).
+
+Ingest reads bodies up to each source's own ``max_body_bytes``: Django reads the whole
+request body before any view or middleware runs, so the ingest handler looks the source
+up from the path first and caps what it reads; past the limit (or at once, when
+Content-Length already says so) it ends the body for Django and flags the scope, and the
+view answers 413. A method other than POST reads no body at all (405).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
+from django.core import signals
+from django.core.cache import close_caches
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.db import InterfaceError, OperationalError
+from django.core.handlers.base import reset_urlconf
+from django.db import InterfaceError, OperationalError, close_old_connections, reset_queries
+from django.dispatch import Signal
+from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 
 from hookway import gate, timing
-from hookway.ingest.views import BODY_TOO_LARGE, SLUG_RE, SOURCE_KEY, SOURCE_LOOKUP_ERROR
+from hookway.ingest.views import (
+    BODY_TOO_LARGE,
+    DEADLINE_KEY,
+    SLUG_RE,
+    SOURCE_KEY,
+    SOURCE_LOOKUP_ERROR,
+)
+from hookway.store.errors import StoreUnavailable
 
 HOOK_PATH = re.compile(r"^/hooks/(.+?)/?$")
 
 Scope = dict[str, Any]
-Message = dict[str, Any]
+Message = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+request_logger = logging.getLogger("hookway.request")
+
+# Django's own receivers of the request signals. Each acts on the request context's
+# database connections, queries log, URLconf override and caches; the ingest path has
+# none of them on the event loop (its database work runs on hookway.gate's threads), and
+# running them there would be sync code on the loop. Every other receiver runs.
+# tests/integration/test_django_internals.py pins this list to the Django in use.
+DJANGO_REQUEST_RECEIVERS: frozenset[Callable[..., Any]] = frozenset(
+    {reset_queries, close_old_connections, close_caches, reset_urlconf}
+)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -39,7 +73,48 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def capped_receive(receive: Any, scope: Scope, limit: int) -> Any:
+def header_problem(scope: Scope) -> str | None:
+    """Why this request's headers are refused (too many, too large), or None."""
+    headers: Sequence[tuple[bytes, bytes]] = scope.get("headers", [])
+    limits = settings.HOOKWAY
+    if len(headers) > limits.max_headers:
+        return f"{len(headers)} headers; at most {limits.max_headers} are accepted"
+    size = sum(len(name) + len(value) for name, value in headers)
+    if size > limits.max_header_bytes:
+        return f"the headers total {size} bytes; at most {limits.max_header_bytes} are accepted"
+    return None
+
+
+async def refuse(
+    scope: Scope, send: Send, status: int, code: str, detail: str, **extra: str
+) -> None:
+    """Answer with the JSON error shape and close the connection (the request, or its
+    body, was not read), and log the request line."""
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        (b"x-content-type-options", b"nosniff"),
+        *((name.encode(), value.encode()) for name, value in extra.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    request_logger.info(
+        json.dumps(
+            {
+                "event": "request",
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "status": status,
+                "error": code,
+            },
+            ensure_ascii=True,
+        )
+    )
+
+
+def capped_receive(receive: Receive, scope: Scope, limit: int) -> Receive:
     """Wrap an ASGI ``receive`` so the request body ends after ``limit`` bytes."""
     seen = 0
     ended = False
@@ -55,7 +130,7 @@ def capped_receive(receive: Any, scope: Scope, limit: int) -> Any:
             ended = True
             scope[BODY_TOO_LARGE] = True
             return {"type": "http.request", "body": b"", "more_body": False}
-        message: Message = await receive()
+        message = await receive()
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
@@ -67,6 +142,32 @@ def capped_receive(receive: Any, scope: Scope, limit: int) -> Any:
     return limited
 
 
+async def send_request_signal(signal: Signal, sender: type, **named: Any) -> None:
+    """Send ``signal`` to its receivers other than Django's own request hygiene ones
+    (DJANGO_REQUEST_RECEIVERS): sync ones in a worker thread, async ones here. With only
+    Django's receivers connected (the default) this costs nothing."""
+    sync_receivers, async_receivers = signal._live_receivers(sender)
+    others = [r for r in sync_receivers if r not in DJANGO_REQUEST_RECEIVERS]
+    if others:
+        await gate.acall_receivers(others, signal, sender, named)
+    if async_receivers:
+        await asyncio.gather(*(r(signal=signal, sender=sender, **named) for r in async_receivers))
+
+
+async def close_response(response: HttpResponseBase) -> None:
+    """What ``response.close()`` does (close its resources, send request_finished),
+    with request_finished sent as ``send_request_signal`` does."""
+    closable: Any = response  # _resource_closers and _handler_class are Django's internals
+    for closer in closable._resource_closers:
+        try:
+            closer()
+        except Exception:  # as Django's close(): a resource failing to close is not the client's
+            request_logger.exception("closing a response resource failed")
+    closable._resource_closers.clear()
+    response.closed = True
+    await send_request_signal(signals.request_finished, closable._handler_class)
+
+
 class IngestASGIHandler(ASGIHandler):
     """Django's ASGI handler for ``/hooks/…``, trimmed to what ingest needs.
 
@@ -76,14 +177,17 @@ class IngestASGIHandler(ASGIHandler):
     - In async mode every classic ``MiddlewareMixin`` middleware (sessions, CSRF, auth,
       messages, …) runs its hooks through ``sync_to_async``: two thread hops each. Ingest
       uses none of them (no cookies, no sessions, CSRF-exempt), so its chain holds only
-      INGEST_MIDDLEWARE (async-native).
+      INGEST_MIDDLEWARE (async-native; it keeps the ALLOWED_HOSTS check).
     - ``ASGIHandler.__call__`` opens a ``ThreadSensitiveContext`` per request: a new
       thread, started and joined, for the request signals and ``response.close()``. The
-      request signals exist to recycle the request thread's database connection, and
-      ingest has none: its database work runs on hookway.gate's writer thread.
+      thread exists to run Django's connection-recycling receivers against the request's
+      database connection, and ingest has none: its database work runs on
+      hookway.gate's threads. The signals still fire for every other receiver.
 
-    What is left is Django's own request parsing, URL resolution, exception handling,
-    the timing middleware and the same async view.
+    What is kept, as in ``ASGIHandler.handle``: request parsing, URL resolution,
+    exception handling, the request signals, and cancelling the view when the client
+    disconnects (a webhook not yet being committed is then not stored: its sender got no
+    answer and will retry).
     """
 
     def load_middleware(self, is_async: bool = False) -> None:
@@ -96,39 +200,67 @@ class IngestASGIHandler(ASGIHandler):
         finally:
             settings.MIDDLEWARE = full
 
-    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = timing.current.set(timing.RequestTimer())
+        scope[DEADLINE_KEY] = time.monotonic() + settings.HOOKWAY.db_timeout
         try:
             match = HOOK_PATH.match(scope.get("path", ""))
             if scope.get("method") == "POST" and match is not None:
                 receive = await self._cap_body(scope, receive, match.group(1))
+            else:
+                # Any other method is refused (405) before a byte of its body is read.
+                receive = capped_receive(receive, scope, 0)
             try:
                 body_file = await self.read_body(receive)
             except RequestAborted:
                 return
             try:
                 set_script_prefix(get_script_prefix(scope))
+                await send_request_signal(signals.request_started, self.__class__, scope=scope)
                 request, error_response = self.create_request(scope, body_file)
                 if request is None:
                     assert error_response is not None  # Django returns one or the other
-                    response = error_response
-                else:
-                    response = await self.run_get_response(request)
-                await self.send_response(response, send)
-                # Fires request_finished; its receivers find no connection on this thread.
-                response.close()
+                    error_response._handler_class = self.__class__  # type: ignore[attr-defined]
+                    await self.send_response(error_response, send)
+                    await close_response(error_response)
+                    return
+                await self._respond(request, receive, send)
             finally:
                 body_file.close()
         finally:
             timing.current.reset(token)
 
-    async def _cap_body(self, scope: Scope, receive: Any, slug: str) -> Any:
+    async def _respond(self, request: Any, receive: Receive, send: Send) -> None:
+        """Run the view and send its response, cancelling the view if the client
+        disconnects first (Django's ``handle`` does the same)."""
+
+        async def process() -> HttpResponseBase:
+            response = await self.run_get_response(request)
+            # CancelledError: the client disconnected while the response was sent.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.send_response(response, send)
+            return response
+
+        listener = asyncio.create_task(self.listen_for_disconnect(receive))
+        worker = asyncio.create_task(process())
+        await asyncio.wait([listener, worker], return_when=asyncio.FIRST_COMPLETED)
+        for task in (listener, worker):
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(RequestAborted, asyncio.CancelledError):
+                await task
+        if worker.cancelled():
+            await send_request_signal(signals.request_finished, self.__class__)
+        else:
+            await close_response(worker.result())
+
+    async def _cap_body(self, scope: Scope, receive: Receive, slug: str) -> Receive:
         """Look the source up and return a ``receive`` that stops at its body limit."""
         source = None
         if SLUG_RE.match(slug):
             try:
-                source = await gate.aget_source(slug)
-            except (OperationalError, InterfaceError) as exc:
+                source = await gate.aget_source(slug, scope[DEADLINE_KEY])
+            except (OperationalError, InterfaceError, StoreUnavailable) as exc:
                 # No limit is known, so read no body; the view answers 503.
                 scope[SOURCE_LOOKUP_ERROR] = exc
             else:
@@ -139,16 +271,59 @@ class IngestASGIHandler(ASGIHandler):
         return capped_receive(receive, scope, limit)
 
 
+async def _buffered_body(scope: Scope, receive: Receive, send: Send, limit: int) -> Receive | None:
+    """Read the request body up to ``limit`` bytes and return a ``receive`` that replays
+    it; answer 413 and return None past the limit (None too if the client left)."""
+    declared = _content_length(scope)
+    too_large = f"the request body is larger than {limit} bytes"
+    if declared is not None and declared > limit:
+        await refuse(scope, send, 413, "body_too_large", too_large)
+        return None
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None  # disconnected: nobody to answer
+        size += len(message.get("body", b""))
+        if size > limit:
+            await refuse(scope, send, 413, "body_too_large", too_large)
+            return None
+        messages.append(message)
+        if not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return replay
+
+
 class HookwayASGIHandler(ASGIHandler):
-    """Hookway's ASGI app: ``/hooks/…`` to the lean ingest handler, everything else
-    (admin, health, echo) through Django's stock handler and full middleware stack."""
+    """Hookway's ASGI app: request limits first, then ``/hooks/…`` to the lean ingest
+    handler and everything else (admin, health, echo) through Django's stock handler
+    and full middleware stack."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ingest = IngestASGIHandler()
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("path", "").startswith("/hooks/"):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # not served: 403
+            return
+        if scope["type"] != "http":
+            return
+        problem = header_problem(scope)
+        if problem is not None:
+            await refuse(scope, send, 431, "headers_too_large", problem)
+            return
+        if scope.get("path", "").startswith("/hooks/"):
             await self.ingest.handle(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+            return
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        replay = receive if limit is None else await _buffered_body(scope, receive, send, limit)
+        if replay is not None:
+            await super().__call__(scope, replay, send)

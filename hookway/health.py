@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from hookway import gate
+from hookway import gate, runtime
 
 
 @require_GET
@@ -17,15 +20,25 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 async def readyz(request: HttpRequest) -> JsonResponse:
-    """200 when the database answers; 503 with the reason when it doesn't."""
+    """200 when the database commits a write (this process's heartbeat row) within
+    HOOKWAY_DB_TIMEOUT and the embedded dispatcher, if any, is running; 503 with the
+    reasons otherwise."""
+    checks: dict[str, str] = {}
     try:
-        ready = await gate.adatabase_ready()
-    except DatabaseError as exc:
-        return JsonResponse(
-            {"status": "unavailable", "detail": f"database: {exc}"},
-            status=503,
-            headers={"Retry-After": "5"},
+        await asyncio.wait_for(
+            gate.abeat(runtime.WORKER_ID, "web"), timeout=settings.HOOKWAY.db_timeout
         )
+        checks["database"] = "ok"
+    except TimeoutError:
+        checks["database"] = f"a write did not commit within {settings.HOOKWAY.db_timeout:g} s"
+    except DatabaseError as exc:
+        checks["database"] = f"a write failed: {str(exc).strip() or type(exc).__name__}"
+    dispatcher = runtime.dispatcher_status()
+    if dispatcher.enabled:
+        checks["dispatcher"] = "ok" if dispatcher.running else dispatcher.detail
+    ready = all(value == "ok" for value in checks.values())
     return JsonResponse(
-        {"status": "ready" if ready else "unavailable"}, status=200 if ready else 503
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+        headers={} if ready else {"Retry-After": "5"},
     )

@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
 from hookway import timing
 
@@ -68,3 +69,29 @@ class RequestTimingMiddleware:
             )
         )
         return response
+
+
+class AllowedHostsMiddleware:
+    """The ALLOWED_HOSTS check for the ingest path, which skips Django's classic
+    middleware (CommonMiddleware is what calls ``request.get_host()`` elsewhere): a
+    request for another host gets the JSON 400 and Django's security log line."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]):
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        try:
+            request.get_host()
+        except DisallowedHost as exc:
+            logging.getLogger("django.security.DisallowedHost").error(
+                str(exc), extra={"status_code": 400, "request": request}
+            )
+            return JsonResponse(
+                {"error": "bad_request", "detail": "the Host header names a host not served here"},
+                status=400,
+            )
+        return await self.get_response(request)

@@ -6,6 +6,9 @@ from __future__ import annotations
 from django.db import models
 
 from hookway import ids
+from hookway.outbound import DeliveryState, ErrorKind
+
+__all__ = ["DeliveryState", "ErrorKind"]  # re-exported: models and code share one definition
 
 ONE_MIB = 1024 * 1024
 
@@ -97,26 +100,27 @@ class Event(models.Model):
     content_type = models.CharField(max_length=255, blank=True)
     headers = models.JSONField(default=dict)
     body = models.BinaryField()
+    # SHA-256 of the body (hex). A delivery id is a duplicate only with the same body: a
+    # sender's id is not covered by most signature schemes, so a captured body replayed
+    # under a chosen id must not turn the real event with that id into a "duplicate".
+    body_sha256 = models.CharField(max_length=64, default="", editable=False)
+    # Set when this event reused another event's delivery id with a different body.
+    conflict_with = models.CharField(max_length=32, blank=True, default="")
     received_at = models.DateTimeField(db_index=True)
 
     class Meta:
         ordering = ["-received_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["source", "delivery_id"],
+                fields=["source", "delivery_id", "body_sha256"],
                 condition=models.Q(delivery_id__isnull=False),
-                name="event_source_delivery_id",
+                name="event_source_delivery_id_body",
             )
         ]
+        indexes = [models.Index(fields=["source", "delivery_id"], name="event_source_delivery")]
 
     def __str__(self) -> str:
         return self.id
-
-
-class DeliveryState(models.TextChoices):
-    PENDING = "pending", "pending"
-    SUCCEEDED = "succeeded", "succeeded"
-    DEAD = "dead", "dead"
 
 
 class Delivery(models.Model):
@@ -127,7 +131,9 @@ class Delivery(models.Model):
         Destination, on_delete=models.CASCADE, related_name="deliveries"
     )
     state = models.CharField(
-        max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
+        max_length=16,
+        choices=[(s.value, s.value) for s in DeliveryState],
+        default=DeliveryState.PENDING.value,
     )
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
@@ -167,6 +173,9 @@ class Attempt(models.Model):
         max_length=16, choices=AttemptOutcome.choices, default=AttemptOutcome.IN_FLIGHT
     )
     status_code = models.PositiveIntegerField(null=True, blank=True)
+    error_kind = models.CharField(
+        max_length=32, blank=True, choices=[(k.value, k.value or "-") for k in ErrorKind]
+    )
     error = models.TextField(blank=True)
     response_body = models.TextField(blank=True)
 
@@ -178,3 +187,21 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id} #{self.number}"
+
+
+class Worker(models.Model):
+    """A running Hookway process (web or dispatcher), seen at its last heartbeat.
+
+    Written by readiness checks and dispatcher lease renewals: each write proves the
+    database still commits, and the table tells an operator which dispatchers live."""
+
+    id = models.CharField(primary_key=True, max_length=100)
+    kind = models.CharField(max_length=16)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-seen_at"]
+
+    def __str__(self) -> str:
+        return self.id

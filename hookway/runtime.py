@@ -1,26 +1,27 @@
 """What a Hookway process does when it starts and stops (shared by the ASGI lifespan and
-``manage.py dispatch``)."""
+``manage.py dispatch``), and the owner of the embedded dispatcher."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+import time
+from dataclasses import dataclass
 
 from django.conf import settings
 
 from hookway import gate
 from hookway.config import file as config_file
+from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig, new_worker_id
 from hookway.loopmonitor import MonitorTask
-
-if TYPE_CHECKING:
-    from hookway.dispatch.dispatcher import Dispatcher, Stats
 
 logger = logging.getLogger("hookway.runtime")
 
-# The embedded dispatcher and loop monitor of this process, owned here between startup
-# and shutdown.
-_embedded: tuple[Dispatcher, asyncio.Task[Stats]] | None = None
+# This process's name in the workers table (its readiness checks write it).
+WORKER_ID = new_worker_id()
+RESTART_FIRST = 1.0
+RESTART_MAX = 30.0
+
 _monitor: MonitorTask | None = None
 
 
@@ -50,17 +51,103 @@ async def apply_config_file() -> None:
     logger.info("config %s: %s", path, report)
 
 
+@dataclass(frozen=True)
+class DispatcherStatus:
+    """What readiness reports about the embedded dispatcher."""
+
+    enabled: bool
+    running: bool
+    detail: str
+
+
+class EmbeddedDispatcher:
+    """Owns the web process's dispatcher: runs it, and if it ever ends without being
+    asked to (a bug escaped it), logs the traceback and starts a new one after a
+    backoff. Readiness is false from the failure until the new one runs."""
+
+    def __init__(self) -> None:
+        self.dispatcher: Dispatcher | None = None
+        self.restarts = 0
+        self.last_failure = ""
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._own(), name="hookway-embedded-dispatcher")
+
+    async def _own(self) -> None:
+        failures = 0
+        while not self._stopping:
+            self.dispatcher = Dispatcher(DispatcherConfig.from_settings())
+            started = time.monotonic()
+            try:
+                await self.dispatcher.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the owner logs any failure and restarts
+                self.last_failure = f"{type(exc).__name__}: {exc}"
+                logger.exception("the embedded dispatcher failed")
+            else:
+                if self._stopping:
+                    return
+                self.last_failure = "the embedded dispatcher ended unexpectedly"
+                logger.error(self.last_failure)
+            if time.monotonic() - started > 60:
+                failures = 0
+            failures += 1
+            self.restarts += 1
+            delay = min(RESTART_MAX, RESTART_FIRST * 2 ** (failures - 1))
+            logger.error("restarting the embedded dispatcher in %.0f s", delay)
+            self.dispatcher = None
+            await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        """Stop it: in-flight deliveries get HOOKWAY_SHUTDOWN_GRACE, the rest are released."""
+        self._stopping = True
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        if self._task is not None:
+            if self.dispatcher is None:
+                self._task.cancel()  # waiting to restart: nothing to drain
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                if not self._task.cancelled():
+                    raise
+
+    def status(self) -> DispatcherStatus:
+        d = self.dispatcher
+        if d is not None and d.healthy:
+            return DispatcherStatus(True, True, "running")
+        if d is not None and d.running:
+            unhealthy = [
+                f"{n}: {t.state} ({t.last_error})"
+                for n, t in d.tasks.items()
+                if t.state != "running"
+            ]
+            return DispatcherStatus(
+                True, False, "; ".join(unhealthy) or "no progress: the database may be unavailable"
+            )
+        return DispatcherStatus(True, False, f"not running: {self.last_failure or 'starting'}")
+
+
+_embedded: EmbeddedDispatcher | None = None
+
+
+def dispatcher_status() -> DispatcherStatus:
+    if _embedded is None:
+        return DispatcherStatus(False, False, "not embedded (HOOKWAY_EMBEDDED_DISPATCHER=false)")
+    return _embedded.status()
+
+
 async def startup() -> None:
     """ASGI lifespan startup: apply the config file, start the embedded dispatcher."""
     global _embedded
     await apply_config_file()
     start_loop_monitor()
     if settings.HOOKWAY.embedded_dispatcher and _embedded is None:
-        from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig
-
-        dispatcher = Dispatcher(DispatcherConfig.from_settings())
-        task = asyncio.create_task(dispatcher.run(), name="hookway-embedded-dispatcher")
-        _embedded = (dispatcher, task)
+        _embedded = EmbeddedDispatcher()
+        _embedded.start()
 
 
 async def shutdown() -> None:
@@ -68,8 +155,6 @@ async def shutdown() -> None:
     finish within HOOKWAY_SHUTDOWN_GRACE and releasing the rest."""
     global _embedded
     if _embedded is not None:
-        dispatcher, task = _embedded
-        _embedded = None
-        dispatcher.stop()
-        await task
+        embedded, _embedded = _embedded, None
+        await embedded.stop()
     await stop_loop_monitor()

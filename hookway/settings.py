@@ -39,7 +39,10 @@ MIDDLEWARE = [
 ]
 
 # The chain for /hooks/… (see hookway.handler.IngestASGIHandler): async-only middleware.
-HOOKWAY_INGEST_MIDDLEWARE = ["hookway.middleware.RequestTimingMiddleware"]
+HOOKWAY_INGEST_MIDDLEWARE = [
+    "hookway.middleware.RequestTimingMiddleware",
+    "hookway.middleware.AllowedHostsMiddleware",
+]
 
 ROOT_URLCONF = "hookway.urls"
 # Webhook senders POST to /hooks/<slug> without a slash as often as with one; the URL
@@ -95,6 +98,9 @@ def _database(url: str) -> dict[str, Any]:
             "options": f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
         }
         db["CONN_MAX_AGE"] = 0
+        # The pool checks a connection before handing it out, so one terminated by the
+        # server (a restart, pg_terminate_backend) is replaced, not given to a request.
+        db["CONN_HEALTH_CHECKS"] = True
     return db
 
 

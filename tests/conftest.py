@@ -28,6 +28,19 @@ from hookway.models import Source
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) tests for the other database: ``make test`` runs the suite
+    once on SQLite and once on PostgreSQL, so each runs where its fault exists."""
+    from django.conf import settings
+
+    vendor = "postgresql" if "postgresql" in settings.DATABASES["default"]["ENGINE"] else "sqlite"
+    other = "sqlite_only" if vendor == "postgresql" else "postgres_only"
+    keep = [item for item in items if item.get_closest_marker(other) is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_connections_before_teardown(
     django_db_setup: None, django_db_blocker: Any

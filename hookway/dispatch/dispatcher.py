@@ -1,15 +1,25 @@
 """The dispatcher: an asyncio loop that claims due deliveries, sends them concurrently and
 records every attempt.
 
-Shape (after Procrastinate's worker): named tasks with an owner, watched with
-``asyncio.wait(FIRST_COMPLETED)``; a stop event ends claiming; in-flight sends get a grace
-period, then whatever is left is released back to the queue. It never builds SQL (the
-store does, through hookway.gate) and never makes HTTP calls itself (the sender does).
+Shape (after Procrastinate's worker): named tasks with an owner (``_supervise``), each
+restarted with backoff and its traceback logged if it fails; every database call retried
+with backoff on database errors, so a restarted database or a terminated connection
+only delays deliveries. A stop request and a cancellation end the same way: no new
+claims, in-flight sends get the grace period, their results are recorded, whatever is
+left is released back to the queue. It never builds SQL (the store does, through
+hookway.gate) and never makes HTTP calls itself (the sender does).
 
 Concurrency is bounded globally (``concurrency``) and per destination (each
 destination's ``concurrency``, enforced at claim time so nothing waits holding a lease).
 New work wakes it at once: the in-process signal from ingest, PostgreSQL LISTEN/NOTIFY
-from other processes, and a poll every ``poll_interval`` seconds as the backstop.
+from other processes, SQLite's data_version, and a poll every ``poll_interval`` seconds
+as the backstop.
+
+Leases: a claim leases a delivery for its destination's timeout plus ``lease_seconds``;
+the sender enforces that timeout as a deadline over the whole attempt, and the renew
+task extends the leases of every delivery this dispatcher still holds (sending, or
+waiting for its result to be written) every third of ``lease_seconds``. A dispatcher
+never claims a delivery it holds, so only a dead dispatcher's deliveries are sent again.
 """
 
 from __future__ import annotations
@@ -18,36 +28,59 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
 
 import httpx
 from django.db import DatabaseError
-from django.utils import timezone
 
-from hookway import gate
-from hookway.dispatch import retry, wakeup
-from hookway.models import DeliveryState
+from hookway import gate, wakeup
+from hookway.dispatch import retry
+from hookway.outbound import (
+    NOTIFY_CHANNEL,
+    AttemptResult,
+    DeliveryState,
+    ErrorKind,
+    OutboundDelivery,
+    Settlement,
+)
 from hookway.send import sender
 from hookway.send.client import make_client
 from hookway.send.guard import Guard
-from hookway.store.deliveries import Settlement
-from hookway.store.events import NOTIFY_CHANNEL
 
 logger = logging.getLogger("hookway.dispatch")
+
+T = TypeVar("T")
 
 SQLITE_WATCH_INTERVAL = 0.05
 CLAIM_BATCH = 100
 SHUTDOWN_REASON = "the dispatcher stopped before this attempt finished; released for retry"
+# Backoff after a failed database call or a crashed task: doubles from the first value
+# up to the last, with jitter so dispatchers don't retry in step.
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 5.0
+# A task that ran this long before failing starts its backoff over.
+HEALTHY_RUN = 60.0
+# At shutdown, how long results and releases may wait for a failing database before
+# they are given up (their leases then expire and the deliveries are sent again).
+WRITE_GRACE = 15.0
+
+TaskState = Literal["running", "restarting", "stopped"]
 
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _backoff(failures: int) -> float:
+    base = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, failures - 1))
+    return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
 
 
 @dataclass
@@ -90,6 +123,15 @@ class Stats:
     started: float = field(default_factory=time.monotonic)
 
 
+@dataclass
+class TaskHealth:
+    """One supervised task's state, for readiness and logs."""
+
+    state: TaskState = "running"
+    failures: int = 0
+    last_error: str = ""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -105,58 +147,90 @@ class Dispatcher:
         self._client = client
         self._owns_client = client is None
         self.stats = Stats()
+        self.tasks: dict[str, TaskHealth] = {}
+        self.running = False
         self._stopping = asyncio.Event()
+        self._claiming_done = asyncio.Event()
         self._wake = asyncio.Event()
-        self._slot_freed = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._busy: dict[int, int] = {}
-        self._results: asyncio.Queue[Settlement | None] = asyncio.Queue()
+        # Finished attempts not yet written, oldest first; the record task writes them in
+        # batches and removes them only once the write committed.
+        self._outbox: list[Settlement] = []
+        self._outbox_changed = asyncio.Event()
+        self._give_up_writes = asyncio.Event()
         self._cancelled: list[str] = []
+        self._progress = time.monotonic()
 
     # -- public -----------------------------------------------------------------------
 
     def stop(self) -> None:
         """Ask the dispatcher to stop: no new claims; in-flight sends get the grace period."""
         self._stopping.set()
+        self._wake.set()
+
+    @property
+    def healthy(self) -> bool:
+        """True while every task runs (none is waiting to restart after a failure) and
+        the claim loop made progress recently."""
+        stale_after = max(30.0, 3 * self.config.poll_interval)
+        return (
+            self.running
+            and all(t.state == "running" for t in self.tasks.values())
+            and time.monotonic() - self._progress < stale_after
+        )
+
+    def held(self) -> set[str]:
+        """Deliveries this dispatcher holds: sending, or waiting for their result to be
+        written."""
+        return set(self._inflight) | {s.result.delivery_id for s in self._outbox}
 
     async def run(self) -> Stats:
-        """Run until ``stop()`` (or, with ``until_empty``, until nothing is pending).
-        Returns the counts of what it did."""
+        """Run until ``stop()`` (or, with ``until_empty``, until nothing is pending), then
+        shut down gracefully; returns the counts of what it did.
+
+        Cancelling ``run()`` shuts down the same way (claims stop, in-flight sends get
+        the grace period, results are recorded, the rest released) before the
+        cancellation propagates; a second cancellation skips the grace period."""
         client = self._client or make_client(max_connections=self.config.concurrency)
         self._client = client
-        listener = wakeup.subscribe()
-        tasks = {
-            asyncio.create_task(self._claim_loop(listener), name="hookway-claim"),
-            asyncio.create_task(self._record_loop(), name="hookway-record"),
+        wakeup.subscribe(self._wake)
+        self.running = True
+        supervised = {
+            "claim": self._claim_loop,
+            "record": self._record_loop,
+            "renew": self._renew_loop,
         }
         if self.config.listen_postgres and _is_postgres():
-            tasks.add(asyncio.create_task(self._listen_loop(), name="hookway-listen"))
+            supervised["listen"] = self._listen_loop
         elif self.config.watch_sqlite and not _is_postgres():
-            tasks.add(asyncio.create_task(self._watch_sqlite_loop(), name="hookway-listen"))
+            supervised["watch"] = self._watch_sqlite_loop
+        tasks = {
+            name: asyncio.create_task(self._supervise(name, loop), name=f"hookway-{name}")
+            for name, loop in supervised.items()
+        }
         logger.info(
             "dispatcher %s started (concurrency %d)", self.worker_id, self.config.concurrency
         )
-        claim = next(t for t in tasks if t.get_name() == "hookway-claim")
+        cancelled = False
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not claim and task.exception() is not None:
-                    logger.error(
-                        "dispatcher task %s failed", task.get_name(), exc_info=task.exception()
-                    )
-            self._stopping.set()
-            with contextlib.suppress(Exception):
-                await claim
-            await self._drain()
-        finally:
-            await self._results.put(None)
-            for task in tasks:
-                if task.get_name() == "hookway-listen":
+            await self._claiming_done.wait()
+        except asyncio.CancelledError:
+            cancelled = True
+        self.stop()
+        shutdown = asyncio.create_task(self._shutdown(tasks), name="hookway-shutdown")
+        while not shutdown.done():
+            try:
+                await asyncio.shield(shutdown)
+            except asyncio.CancelledError:
+                # Cancelled again while shutting down: stop waiting for in-flight sends.
+                cancelled = True
+                for task in list(self._inflight.values()):
                     task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            wakeup.unsubscribe(listener)
-            if self._owns_client:
-                await client.aclose()
+        self.running = False
+        wakeup.unsubscribe(self._wake)
+        if self._owns_client:
+            await client.aclose()
         logger.info(
             "dispatcher %s stopped: %d succeeded, %d retried, %d dead, %d released",
             self.worker_id,
@@ -165,58 +239,130 @@ class Dispatcher:
             self.stats.dead,
             self.stats.released,
         )
+        shutdown.result()  # a failure of the shutdown itself is the caller's to see
+        if cancelled:
+            raise asyncio.CancelledError
         return self.stats
+
+    # -- supervision ------------------------------------------------------------------
+
+    async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run ``loop`` until it returns; if it raises, log the traceback and run it
+        again after a backoff (its state says "restarting" meanwhile)."""
+        health = self.tasks.setdefault(name, TaskHealth())
+        while True:
+            started = time.monotonic()
+            health.state = "running"
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                health.state = "stopped"
+                raise
+            except Exception as exc:  # any failure: the owner logs it and restarts the task
+                if time.monotonic() - started > HEALTHY_RUN:
+                    health.failures = 0
+                health.failures += 1
+                health.last_error = f"{type(exc).__name__}: {exc}"
+                health.state = "restarting"
+                delay = _backoff(health.failures)
+                logger.exception(
+                    "dispatcher task %s failed (%d in a row); restarting in %.1f s",
+                    name,
+                    health.failures,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            health.state = "stopped"
+            return
+
+    async def _retrying(
+        self,
+        what: str,
+        call: Callable[..., Awaitable[T]],
+        *args: object,
+        give_up: asyncio.Event | None = None,
+    ) -> T | None:
+        """``await call(*args)``, retried with backoff while it raises a database
+        error; returns None if ``give_up`` is set before it succeeds."""
+        failures = 0
+        while True:
+            try:
+                return await call(*args)
+            except DatabaseError as exc:
+                failures += 1
+                delay = _backoff(failures)
+                logger.warning(
+                    "dispatcher %s: %s failed (%s: %s); retrying in %.1f s",
+                    self.worker_id,
+                    what,
+                    type(exc).__name__,
+                    str(exc).strip() or "-",
+                    delay,
+                )
+            if give_up is None:
+                await asyncio.sleep(delay)
+                continue
+            try:
+                await asyncio.wait_for(give_up.wait(), timeout=delay)
+            except TimeoutError:
+                continue
+            return None
 
     # -- claiming ---------------------------------------------------------------------
 
-    async def _claim_loop(self, listener: asyncio.Event) -> None:
+    async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
+            self._progress = time.monotonic()
             # At most CLAIM_BATCH per claim: starting a thousand sends in one loop
             # iteration (after a thousand-row claim) stalled the loop for ~400 ms in
             # bench/results/delivery.md; batches keep each step short, and the next
             # claim follows at once while the previous batch is sending.
             free = min(self.config.concurrency - len(self._inflight), CLAIM_BATCH)
-            claimed: list[sender.OutboundDelivery] = []
+            claimed: list[OutboundDelivery] = []
             if free > 0:
-                try:
-                    claimed = await gate.aclaim_due(
-                        self.worker_id, free, self.config.lease_seconds, dict(self._busy)
+                claimed = (
+                    await self._retrying(
+                        "claiming",
+                        gate.aclaim_due,
+                        self.worker_id,
+                        free,
+                        self.config.lease_seconds,
+                        dict(self._busy),
+                        self.held(),
+                        give_up=self._stopping,
                     )
-                except DatabaseError as exc:
-                    logger.warning("claiming failed, retrying: %s", exc)
-                    await self._sleep(min(self.config.poll_interval, 1.0), listener)
-                    continue
+                    or []
+                )
                 for delivery in claimed:
                     self._start(delivery)
                 if len(claimed) == free:
                     continue  # there may be more due right now
             if self.config.until_empty and not claimed and not self._inflight:
-                await self._results.join()
-                if await gate.apending_count() == 0:
-                    return
+                await self._flushed()
+                pending = await self._retrying(
+                    "counting pending deliveries", gate.apending_count, give_up=self._stopping
+                )
+                if pending == 0:
+                    break
             timeout = self.config.poll_interval
             if not claimed and not self._inflight:
-                due = await gate.anext_due_at()
+                due = await self._retrying(
+                    "finding the next due time", gate.aseconds_until_due, give_up=self._stopping
+                )
                 if due is not None:
-                    timeout = min(timeout, max(0.0, (due - timezone.now()).total_seconds()))
-            await self._sleep(timeout, listener)
+                    timeout = min(timeout, due)
+            await self._sleep(timeout)
+        self._claiming_done.set()
 
-    async def _sleep(self, seconds: float, listener: asyncio.Event) -> None:
+    async def _sleep(self, seconds: float) -> None:
         """Wait for new work, a freed slot, a stop request, or the timeout."""
-        waiters = [
-            asyncio.create_task(e.wait())
-            for e in (listener, self._wake, self._slot_freed, self._stopping)
-        ]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            listener.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        if not self._stopping.is_set():
             self._wake.clear()
-            self._slot_freed.clear()
 
-    def _start(self, delivery: sender.OutboundDelivery) -> None:
+    def _start(self, delivery: OutboundDelivery) -> None:
         self.stats.claimed += 1
         self._busy[delivery.destination_id] = self._busy.get(delivery.destination_id, 0) + 1
         task = asyncio.create_task(
@@ -226,7 +372,7 @@ class Dispatcher:
 
     # -- sending ----------------------------------------------------------------------
 
-    async def _deliver(self, delivery: sender.OutboundDelivery) -> None:
+    async def _deliver(self, delivery: OutboundDelivery) -> None:
         assert self._client is not None
         try:
             try:
@@ -236,16 +382,18 @@ class Dispatcher:
                 raise
             except Exception as exc:  # a bug must not lose the delivery: record and retry
                 logger.exception("sending %s failed unexpectedly", delivery.delivery_id)
-                result = sender.AttemptResult(
+                result = AttemptResult(
                     delivery_id=delivery.delivery_id,
                     attempt=delivery.attempt,
                     destination_id=delivery.destination_id,
-                    started_at=timezone.now(),
+                    started_at=datetime.now(UTC),
                     duration_ms=0.0,
                     outcome="retry",
                     error=f"internal error: {type(exc).__name__}: {exc}",
+                    error_kind=ErrorKind.INTERNAL,
                 )
-            await self._results.put(self._settle(delivery, result))
+            self._outbox.append(self._settle(delivery, result))
+            self._outbox_changed.set()
         finally:
             self._inflight.pop(delivery.delivery_id, None)
             left = self._busy.get(delivery.destination_id, 1) - 1
@@ -253,11 +401,9 @@ class Dispatcher:
                 self._busy[delivery.destination_id] = left
             else:
                 self._busy.pop(delivery.destination_id, None)
-            self._slot_freed.set()
+            self._wake.set()
 
-    def _settle(
-        self, delivery: sender.OutboundDelivery, result: sender.AttemptResult
-    ) -> Settlement:
+    def _settle(self, delivery: OutboundDelivery, result: AttemptResult) -> Settlement:
         if result.outcome == "success":
             self.stats.succeeded += 1
             return Settlement(result, DeliveryState.SUCCEEDED)
@@ -269,49 +415,81 @@ class Dispatcher:
             return Settlement(
                 result,
                 DeliveryState.DEAD,
-                note=f"gave up after {delivery.attempt} attempts (max_attempts)",
+                note=f"gave up after {delivery.attempt} attempts (max_attempts "
+                f"{delivery.max_attempts})",
             )
         self.stats.retried += 1
         delay = retry.delay_after(delivery.attempt, self.config.retry_schedule, result.retry_after)
-        return Settlement(
-            result, DeliveryState.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay)
-        )
+        return Settlement(result, DeliveryState.PENDING, retry_in=delay)
 
     # -- recording --------------------------------------------------------------------
 
     async def _record_loop(self) -> None:
-        """Write results in batches: one transaction (one fsync) per batch."""
-        finished = False
-        while not finished:
-            first = await self._results.get()
-            batch: list[Settlement] = []
-            taken = 1
-            if first is None:
-                finished = True
-            else:
-                batch.append(first)
-            while len(batch) < self.config.record_batch and not self._results.empty():
-                item = self._results.get_nowait()
-                taken += 1
-                if item is None:
-                    finished = True
-                else:
-                    batch.append(item)
-            while batch:
-                try:
-                    await gate.arecord_attempts(self.worker_id, batch)
-                    break
-                except Exception:
-                    # Keep the results: the leases still hold these deliveries, so
-                    # retrying the write is safe; giving up would only let them expire.
-                    logger.exception("recording %d attempts failed; retrying", len(batch))
-                    await asyncio.sleep(0.5)
-            for _ in range(taken):
-                self._results.task_done()
+        """Write results in batches: one transaction (one fsync) per batch. Results leave
+        the outbox only once written, so a failed write (or a restart of this task)
+        loses none; their leases are renewed meanwhile, so retrying is safe."""
+        while True:
+            if not self._outbox:
+                if self._claiming_done.is_set() and not self._inflight:
+                    return
+                self._outbox_changed.clear()
+                await self._outbox_changed.wait()
+                continue
+            batch = self._outbox[: self.config.record_batch]
+            written = await self._retrying(
+                "recording attempts",
+                _write_batch,
+                self.worker_id,
+                batch,
+                give_up=self._give_up_writes,
+            )
+            if written is None:
+                return  # shutting down and the database still fails: see _shutdown
+            del self._outbox[: len(batch)]
+            self._outbox_changed.set()
+
+    async def _flushed(self) -> None:
+        """Wait until every finished attempt so far is written."""
+        while self._outbox:
+            self._outbox_changed.clear()
+            await self._outbox_changed.wait()
+
+    # -- leases -----------------------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        """Extend the leases of everything this dispatcher holds, and record its
+        heartbeat, every third of ``lease_seconds``."""
+        interval = self.config.lease_seconds / 3
+        while not self._claiming_done.is_set() or self._inflight or self._outbox:
+            await self._retrying(
+                "renewing leases",
+                gate.arenew_leases,
+                self.worker_id,
+                self.held(),
+                self.config.lease_seconds,
+            )
+            try:
+                await asyncio.wait_for(self._stopped_and_idle(), timeout=interval)
+            except TimeoutError:
+                continue
+
+    async def _stopped_and_idle(self) -> None:
+        await self._claiming_done.wait()
+        while self._inflight or self._outbox:
+            self._outbox_changed.clear()
+            await self._outbox_changed.wait()
 
     # -- stopping ---------------------------------------------------------------------
 
-    async def _drain(self) -> None:
+    async def _shutdown(self, tasks: dict[str, asyncio.Task[None]]) -> None:
+        """Stop claiming, give in-flight sends the grace period, record every result,
+        release what was cut off, and stop the other tasks."""
+        claim = tasks["claim"]
+        if not claim.done():
+            # The claim loop sees the stop at its next step; a claim in progress
+            # finishes (its deliveries are then in flight, and drained below).
+            await asyncio.wait([claim])
+        self._claiming_done.set()
         if self._inflight:
             pending = set(self._inflight.values())
             logger.info(
@@ -323,11 +501,39 @@ class Dispatcher:
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
-        await self._results.join()
-        if self._cancelled:
-            released = await gate.arelease(self.worker_id, list(self._cancelled), SHUTDOWN_REASON)
-            self.stats.released += released
-            self._cancelled.clear()
+        self._outbox_changed.set()
+        # Writing results and releasing get WRITE_GRACE against a failing database.
+        timer = asyncio.get_running_loop().call_later(WRITE_GRACE, self._give_up_writes.set)
+        try:
+            # The record task returns once everything is written, or once writes are
+            # given up; one that keeps crashing is cut off after the same grace.
+            record = tasks["record"]
+            await asyncio.wait([record], timeout=WRITE_GRACE + BACKOFF_MAX)
+            record.cancel()
+            if self._outbox:
+                logger.error(
+                    "dispatcher %s: %d attempt results could not be written before "
+                    "shutdown; their deliveries will be sent again when their leases expire",
+                    self.worker_id,
+                    len(self._outbox),
+                )
+            if self._cancelled:
+                released = await self._retrying(
+                    "releasing deliveries",
+                    gate.arelease,
+                    self.worker_id,
+                    list(self._cancelled),
+                    SHUTDOWN_REASON,
+                    give_up=self._give_up_writes,
+                )
+                self.stats.released += released or 0
+                self._cancelled.clear()
+        finally:
+            timer.cancel()
+        for name, task in tasks.items():
+            if name != "record" and not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
 
     # -- SQLite: watch for other processes' commits ----------------------------------
 
@@ -336,12 +542,21 @@ class Dispatcher:
         LISTEN/NOTIFY, but ``PRAGMA data_version`` changes exactly then, and reading it
         is a trivial query; the poll interval stays the backstop."""
         last: int | None = None
+        failures = 0
         while not self._stopping.is_set():
             try:
-                version = await gate.adata_version()
+                version: int | None = await gate.adata_version()
+                failures = 0
             except DatabaseError as exc:
-                logger.warning("watching the SQLite database failed (%s); polling", exc)
+                failures += 1
+                delay = _backoff(failures)
+                logger.warning(
+                    "watching the SQLite database failed (%s); polling, retry in %.1f s",
+                    exc,
+                    delay,
+                )
                 version = None
+                await asyncio.sleep(delay)
             if version is not None and last is not None and version != last:
                 self._wake.set()
             last = version
@@ -353,19 +568,31 @@ class Dispatcher:
         """Wake on NOTIFY from ingest in any process; reconnect with backoff on failure."""
         import psycopg
 
-        backoff = 0.5
+        failures = 0
         while not self._stopping.is_set():
             try:
                 conn = await psycopg.AsyncConnection.connect(_pg_conninfo(), autocommit=True)
                 async with conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    backoff = 0.5
+                    failures = 0
+                    # Anything committed while the connection was down woke nobody.
+                    self._wake.set()
                     async for _ in conn.notifies():
                         self._wake.set()
             except psycopg.Error as exc:
-                logger.warning("LISTEN connection lost (%s); polling until it is back", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                failures += 1
+                delay = _backoff(failures)
+                logger.warning(
+                    "LISTEN connection lost (%s); polling until it is back (retry in %.1f s)",
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+
+async def _write_batch(worker: str, batch: list[Settlement]) -> bool:
+    await gate.arecord_attempts(worker, batch)
+    return True
 
 
 def _is_postgres() -> bool:

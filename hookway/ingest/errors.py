@@ -29,6 +29,22 @@ class InvalidField(IngestError):
     code = "invalid_field"
 
 
+class UnstorableBody(IngestError):
+    """The database refused this webhook's data (nothing was stored)."""
+
+    status = 400
+    code = "unstorable"
+
+
+class RequestHeadersTooLarge(IngestError):
+    status = 431
+    code = "headers_too_large"
+
+    def __init__(self, detail: str):
+        # Refused before the body was read, so the connection can't be reused.
+        super().__init__(detail, headers={"Connection": "close"})
+
+
 class SignatureInvalid(IngestError):
     status = 401
     code = "unauthorized"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from hookway import gate, timing
+from hookway import gate, timing, wakeup
 from hookway.config.file import resolve_secret
 from hookway.ingest import extract, verify
 from hookway.ingest.errors import (
@@ -28,8 +29,10 @@ from hookway.ingest.errors import (
     MissingEventName,
     StoreUnavailable,
     UnknownSource,
+    UnstorableBody,
     UnsupportedContentType,
 )
+from hookway.store import errors as store_errors
 from hookway.store.events import IncomingEvent, SourceSpec
 
 logger = logging.getLogger("hookway.ingest")
@@ -38,18 +41,31 @@ SLUG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 BODY_TOO_LARGE = "hookway.body_too_large"
 SOURCE_KEY = "hookway.source"
 SOURCE_LOOKUP_ERROR = "hookway.source_lookup_error"
+# When the request arrived plus HOOKWAY_DB_TIMEOUT (time.monotonic()), set by the ASGI
+# handler: the answer comes by then, 503 if the webhook isn't committed.
+DEADLINE_KEY = "hookway.deadline"
 _UNSET = object()
 
-# Headers that carry credentials are not kept with the stored event.
-SECRET_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "x-gitlab-token",
-        "x-webhook-token",
-        "x-api-key",
-    }
+# Headers not kept with the stored event (docs/verification.md, "What is stored"): any
+# whose name says it carries a credential or a signature (with the body, a signature
+# lets whoever reads it send the same webhook again), and any whose value holds one of
+# the source's secrets.
+CREDENTIAL_WORDS = (
+    "auth",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "cookie",
+    "session",
+    "credential",
+    "signature",
+    "api-key",
+    "apikey",
+    "api_key",
+    "access-key",
+    "private-key",
+    "secret-key",
 )
 
 
@@ -65,14 +81,31 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def _kept_headers(request: HttpRequest) -> dict[str, str]:
+def is_credential_header(name: str) -> bool:
+    """True for a header name that says it carries a credential or a signature."""
+    lowered = name.lower()
+    return any(word in lowered for word in CREDENTIAL_WORDS)
+
+
+def _kept_headers(request: HttpRequest, secrets: list[str]) -> dict[str, str]:
     kept = {}
     for name, value in request.headers.items():
-        if name.lower() in SECRET_HEADERS:
+        if is_credential_header(name) or any(secret in value for secret in secrets):
             continue
         # PostgreSQL's jsonb can't hold U+0000; nothing legitimate sends it in a header.
         kept[name] = value.replace("\x00", "\ufffd")
     return kept
+
+
+def _not_json_constant(name: str) -> Any:
+    raise MalformedBody(f"invalid JSON: {name} is not a JSON value (RFC 8259)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedBody(f"invalid JSON: the number {text[:40]} is too large for a double")
+    return value
 
 
 def _parse_json(body: bytes) -> Any:
@@ -85,7 +118,9 @@ def _parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise MalformedBody(f"the body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text)
+        # Strict RFC 8259: NaN, Infinity and numbers that overflow a double are refused
+        # (Python's parser takes them). A key given twice keeps its last value.
+        return json.loads(text, parse_constant=_not_json_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise MalformedBody(
             f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -94,6 +129,11 @@ def _parse_json(body: bytes) -> Any:
         raise MalformedBody("the JSON document is nested too deeply") from None
     except ValueError as exc:  # e.g. an integer with more digits than Python allows
         raise MalformedBody(f"invalid JSON: {exc}") from None
+
+
+def _deadline(request: HttpRequest) -> float:
+    deadline = getattr(request, "scope", {}).get(DEADLINE_KEY)
+    return float(deadline) if deadline is not None else gate.default_deadline()
 
 
 async def _source(request: HttpRequest, slug: str) -> SourceSpec:
@@ -106,7 +146,7 @@ async def _source(request: HttpRequest, slug: str) -> SourceSpec:
         raise failed
     source = scope.get(SOURCE_KEY, _UNSET)
     if source is _UNSET:
-        source = await gate.aget_source(slug) if SLUG_RE.match(slug) else None
+        source = await gate.aget_source(slug, _deadline(request)) if SLUG_RE.match(slug) else None
     if source is None:
         raise UnknownSource(f"no enabled source named {slug!r}")
     assert isinstance(source, SourceSpec)
@@ -138,7 +178,7 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
         raise MethodNotAllowed(f"{request.method} is not allowed here; send webhooks with POST")
     try:
         source = await _source(request, slug)
-    except (OperationalError, InterfaceError) as exc:
+    except (OperationalError, InterfaceError, store_errors.StoreUnavailable) as exc:
         raise _unavailable(exc) from None
     timing.label("source", source.slug)
     body = _check_size(request, source)
@@ -160,22 +200,38 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
         event_name=name or "",
         delivery_id=extract.delivery_id(source.verify, request.headers, payload),
         content_type=request.headers.get("Content-Type", content_type)[:255],
-        headers=_kept_headers(request),
+        headers=_kept_headers(request, secrets),
         body=body,
         received_at=timezone.now(),
     )
     try:
-        stored = await gate.astore_event(incoming)
-    except (OperationalError, InterfaceError) as exc:
+        stored = await gate.astore_event(incoming, _deadline(request))
+    except (OperationalError, InterfaceError, store_errors.StoreUnavailable) as exc:
         raise _unavailable(exc) from None
+    except store_errors.SourceGone:
+        raise UnknownSource(f"no enabled source named {slug!r}") from None
+    except store_errors.Unstorable as exc:
+        raise UnstorableBody(str(exc)) from None
     timing.label("event_id", stored.id)
     if stored.duplicate:
         return JsonResponse({"id": stored.id, "duplicate": True}, status=200)
     if stored.deliveries:
-        from hookway.dispatch import wakeup
-
         wakeup.notify()
-    return JsonResponse({"id": stored.id, "deliveries": stored.deliveries}, status=202)
+    answer: dict[str, object] = {"id": stored.id, "deliveries": stored.deliveries}
+    if stored.conflict_with:
+        logger.warning(
+            json.dumps(
+                {
+                    "event": "delivery_id_conflict",
+                    "source": source.slug,
+                    "delivery_id": incoming.delivery_id,
+                    "event_id": stored.id,
+                    "conflict_with": stored.conflict_with,
+                }
+            )
+        )
+        answer["conflict_with"] = stored.conflict_with
+    return JsonResponse(answer, status=202)
 
 
 def _missing_name_detail(scheme: str) -> str:
@@ -191,7 +247,7 @@ def _missing_name_detail(scheme: str) -> str:
 def _unavailable(exc: Exception) -> StoreUnavailable:
     from django.conf import settings
 
-    logger.error("ingest could not reach the database: %s", exc)
+    logger.error("ingest could not store a webhook in time: %s", str(exc).strip())
     return StoreUnavailable(
         "the event could not be stored in time; nothing was stored, retry later",
         retry_after=settings.HOOKWAY.retry_after_seconds,

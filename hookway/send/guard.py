@@ -13,12 +13,25 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
-from hookway.send.errors import ConnectFailed, DestinationRefused
+from hookway.send.errors import DestinationRefused, DnsFailed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# host, port -> the addresses it resolves to (tests inject a slow or failing one)
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The operating system's resolver (getaddrinfo, in the loop's thread pool). It has
+    no timeout of its own: the sender's deadline over the whole attempt bounds it."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DnsFailed(f"can't resolve {host}: {exc}") from None
+    return [str(info[4][0]).split("%")[0] for info in infos]
 
 
 def is_public(ip: IPAddress) -> bool:
@@ -32,6 +45,7 @@ def is_public(ip: IPAddress) -> bool:
 class Guard:
     allow_private: bool = False
     allowlist: tuple[str, ...] = ()
+    resolver: Resolver = field(default=system_resolver, compare=False)
 
     @classmethod
     def from_settings(cls) -> Guard:
@@ -58,22 +72,19 @@ class Guard:
     async def resolve(self, host: str, port: int) -> IPAddress:
         """Return the first allowed address ``host`` resolves to.
 
-        Raises DestinationRefused when every address is refused, ConnectFailed when the
+        Raises DestinationRefused when every address is refused, DnsFailed when the
         name doesn't resolve.
         """
         try:
             addresses: Sequence[IPAddress] = [ipaddress.ip_address(host.strip("[]"))]
         except ValueError:
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except (socket.gaierror, UnicodeError) as exc:
-                raise ConnectFailed(f"can't resolve {host}: {exc}") from None
             addresses = []
-            for info in infos:
-                ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+            for raw in await self.resolver(host, port):
+                ip = ipaddress.ip_address(raw)
                 if ip not in addresses:
                     addresses.append(ip)
+            if not addresses:
+                raise DnsFailed(f"can't resolve {host}: no addresses") from None
         for ip in addresses:
             if self._allowed(host, ip):
                 return ip

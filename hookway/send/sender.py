@@ -3,60 +3,37 @@
 The sender never touches the database: it gets an OutboundDelivery (built by the store at
 claim time), makes the request and returns an AttemptResult whose ``outcome`` is one of
 success / retry / failed. When to retry is the dispatcher's retry policy's business.
+
+The destination's ``timeout_seconds`` is a deadline over the whole attempt: resolving
+the name, connecting, sending, the response's status line and headers and the body
+Hookway keeps. The HTTP client's own timeouts apply per phase (a receiver trickling a
+byte every two seconds never trips a three-second read timeout), so they alone can't
+bound an attempt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from django.utils import timezone
 
 from hookway.ingest.verify import decode_whsec
+from hookway.outbound import AttemptResult, ErrorKind, OutboundDelivery, Outcome
 from hookway.send import signing
-from hookway.send.errors import ConnectFailed, DeliveryError, InvalidDestination, TimedOut
+from hookway.send.errors import DeliveryError, InvalidDestination, TimedOut, classify
 from hookway.send.guard import Guard
+
+__all__ = ["AttemptResult", "OutboundDelivery", "send"]
 
 RESPONSE_BODY_LIMIT = 20 * 1024
 # 429 and these 5xx mean "later", and may say when in Retry-After.
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class OutboundDelivery:
-    delivery_id: str
-    attempt: int
-    event_id: str
-    event_name: str
-    source_slug: str
-    destination_id: int
-    destination_name: str
-    url: str
-    signing_secret: str | None
-    timeout: float
-    max_attempts: int
-    body: bytes
-    content_type: str
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    delivery_id: str
-    attempt: int
-    destination_id: int
-    started_at: datetime
-    duration_ms: float
-    outcome: str  # "success" | "retry" | "failed"
-    status_code: int | None = None
-    error: str = ""
-    response_body: str = ""
-    retry_after: float | None = None
-    disable_destination: bool = False
 
 
 def outbound_headers(delivery: OutboundDelivery, timestamp: int) -> dict[str, str]:
@@ -132,14 +109,55 @@ async def _pinned_request(
     )
 
 
+class _Phase:
+    """Where the attempt is, for the message when its deadline passes."""
+
+    def __init__(self) -> None:
+        self.name = "resolving the host name"
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    guard: Guard,
+    delivery: OutboundDelivery,
+    headers: dict[str, str],
+    phase: _Phase,
+) -> tuple[httpx.Response, bytes]:
+    request = await _pinned_request(client, guard, delivery, headers)
+    phase.name = "connecting and waiting for the response headers"
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.TransportError as exc:
+        raise classify(exc, phase.name) from None
+    except OSError as exc:
+        raise classify(exc, phase.name) from None
+    phase.name = "reading the response body"
+    body = bytearray()
+    try:
+        # Decoded (gzip, …) so the stored body is readable; the cap bounds memory.
+        async for chunk in response.aiter_bytes():
+            body.extend(chunk)
+            if len(body) >= RESPONSE_BODY_LIMIT:
+                break
+    except httpx.DecodingError as exc:
+        # A bad Content-Encoding spoils the body, not the status the receiver sent.
+        body = bytearray(f"(undecodable response body: {exc})".encode())
+    except (httpx.TransportError, OSError) as exc:
+        raise classify(exc, phase.name) from None
+    finally:
+        await response.aclose()
+    return response, bytes(body[:RESPONSE_BODY_LIMIT])
+
+
 async def send(
     client: httpx.AsyncClient, guard: Guard, delivery: OutboundDelivery
 ) -> AttemptResult:
-    """Make one attempt; return its classified result (never raises for HTTP trouble)."""
+    """Make one attempt, within ``delivery.timeout`` seconds in all; return its
+    classified result (never raises for network or HTTP trouble)."""
     started_at = timezone.now()
     started = time.perf_counter()
 
-    def result(outcome: str, **fields: object) -> AttemptResult:
+    def result(outcome: Outcome, **fields: Any) -> AttemptResult:
         return AttemptResult(
             delivery_id=delivery.delivery_id,
             attempt=delivery.attempt,
@@ -147,43 +165,22 @@ async def send(
             started_at=started_at,
             duration_ms=(time.perf_counter() - started) * 1000,
             outcome=outcome,
-            **fields,  # type: ignore[arg-type]
+            **fields,
         )
 
     headers = outbound_headers(delivery, int(time.time()))
+    phase = _Phase()
     try:
-        request = await _pinned_request(client, guard, delivery, headers)
         try:
-            response = await client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise TimedOut(
-                f"timed out after {delivery.timeout:g} s ({type(exc).__name__})"
-            ) from None
-        except (httpx.TransportError, OSError) as exc:
-            raise ConnectFailed(
-                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            ) from None
-        try:
-            body = bytearray()
-            # Decoded (gzip, …) so the stored body is readable; the cap bounds memory.
-            async for chunk in response.aiter_bytes():
-                body.extend(chunk)
-                if len(body) >= RESPONSE_BODY_LIMIT:
-                    break
-        except httpx.DecodingError as exc:
-            # A bad Content-Encoding spoils the body, not the status the receiver sent.
-            body = bytearray(f"(undecodable response body: {exc})".encode())
-        except httpx.TimeoutException:
-            raise TimedOut(f"timed out reading the response after {delivery.timeout:g} s") from None
-        except httpx.TransportError as exc:
-            raise ConnectFailed(f"reading the response: {type(exc).__name__}: {exc}") from None
-        finally:
-            await response.aclose()
+            async with asyncio.timeout(delivery.timeout):
+                response, raw = await _exchange(client, guard, delivery, headers, phase)
+        except TimeoutError:
+            raise TimedOut(f"timed out after {delivery.timeout:g} s while {phase.name}") from None
     except DeliveryError as exc:
-        return result("retry" if exc.retryable else "failed", error=str(exc))
+        return result("retry" if exc.retryable else "failed", error=str(exc), error_kind=exc.kind)
 
     status = response.status_code
-    text = _clean_text(bytes(body[:RESPONSE_BODY_LIMIT]))
+    text = _clean_text(raw)
     if 200 <= status < 300:
         return result("success", status_code=status, response_body=text)
     if status == 410:
@@ -192,6 +189,7 @@ async def send(
             status_code=status,
             response_body=text,
             error="410 Gone: the receiver asked to stop; destination disabled",
+            error_kind=ErrorKind.HTTP_STATUS,
             disable_destination=True,
         )
     if 300 <= status < 400:
@@ -202,5 +200,10 @@ async def send(
     if status in RETRY_AFTER_STATUSES:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
     return result(
-        "retry", status_code=status, response_body=text, error=error, retry_after=retry_after
+        "retry",
+        status_code=status,
+        response_body=text,
+        error=error,
+        error_kind=ErrorKind.HTTP_STATUS,
+        retry_after=retry_after,
     )

@@ -1,5 +1,6 @@
 """The delivery queue's queries: the only code the dispatcher uses to touch the delivery
-tables. Verbs as names: ``claim_due``, ``record_attempts``, ``release``, ``next_due_at``.
+tables. Verbs as names: ``claim_due``, ``renew_leases``, ``record_attempts``,
+``release``, ``seconds_until_due``.
 
 The store decides nothing about retries (that is hookway.dispatch.retry) and does no
 HTTP; it makes each state change atomic. Sync code, reached only through hookway.gate.
@@ -7,36 +8,31 @@ HTTP; it makes each state change atomic. Sync code, reached only through hookway
 Claiming on PostgreSQL uses ``FOR UPDATE SKIP LOCKED`` so any number of dispatchers share
 the queue without blocking each other; on SQLite the IMMEDIATE transaction already
 serialises writers, so the same select-then-update is safe.
+
+Every time written or compared here (leases, due times, completion) comes from
+``db_now()``, the database's clock (hookway.store.db).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import F, Min, Q
-from django.utils import timezone
 
 from hookway.config.file import resolve_secret
-from hookway.models import Attempt, AttemptOutcome, Delivery, DeliveryState, Destination
-from hookway.send.sender import AttemptResult, OutboundDelivery
+from hookway.models import Attempt, AttemptOutcome, Delivery, Destination, Worker
+from hookway.outbound import DeliveryState, ErrorKind, OutboundDelivery, Settlement
+from hookway.store.db import db_now
 from hookway.store.events import clear_route_cache
 
 LEASE_EXPIRED = "lease expired before this attempt was recorded (its dispatcher stopped or died)"
 ERROR_LIMIT = 2000
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """What to write for one finished attempt: its result and the delivery's next state."""
-
-    result: AttemptResult
-    state: str  # DeliveryState value
-    next_attempt_at: datetime | None = None
-    note: str = ""
+# Worker rows not seen for this long are removed when another process writes its own.
+WORKER_FORGET_AFTER = timedelta(days=1)
 
 
 def _due(now: datetime) -> Q:
@@ -45,18 +41,50 @@ def _due(now: datetime) -> Q:
     )
 
 
+class _Candidate(NamedTuple):
+    pk: str
+    destination_id: int
+    attempts: int
+    lease_expires_at: datetime | None
+    concurrency: int
+    timeout: float
+
+
+class _Details(NamedTuple):
+    pk: str
+    attempts: int
+    event_id: str
+    event_name: str
+    source_slug: str
+    destination_id: int
+    destination_name: str
+    url: str
+    signing_secret: str
+    timeout: float
+    max_attempts: int
+    body: bytes | memoryview
+    content_type: str
+    next_attempt_at: datetime
+
+
 def claim_due(
-    worker: str, limit: int, lease_seconds: float, busy: Mapping[int, int] | None = None
+    worker: str,
+    limit: int,
+    lease_seconds: float,
+    busy: Mapping[int, int] | None = None,
+    held: Collection[str] = (),
 ) -> list[OutboundDelivery]:
     """Lease up to ``limit`` due deliveries to ``worker`` and write their attempts down
     (outcome "in flight") before anything is sent.
 
     ``busy`` maps destination id to this worker's in-flight count; no destination gets
-    more than its ``concurrency`` minus that. Returns what to send, oldest due first.
+    more than its ``concurrency`` minus that. ``held`` names deliveries this worker is
+    still working on (sending, or recording the result): they are never claimed again,
+    even if their lease ran out meanwhile. Returns what to send, oldest due first.
     """
     busy = busy or {}
-    now = timezone.now()
     with transaction.atomic():
+        now = db_now()
         candidates = Delivery.objects.filter(_due(now)).order_by("next_attempt_at")
         full = [
             dest_id
@@ -67,10 +95,13 @@ def claim_due(
         ]
         if full:
             candidates = candidates.exclude(destination_id__in=full)
+        if held:
+            candidates = candidates.exclude(pk__in=list(held))
         if connection.vendor == "postgresql":
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        rows = list(
-            candidates.values_list(
+        rows = [
+            _Candidate(*row)
+            for row in candidates.values_list(
                 "pk",
                 "destination_id",
                 "attempts",
@@ -78,89 +109,109 @@ def claim_due(
                 "destination__concurrency",
                 "destination__timeout_seconds",
             )[:limit]
-        )
+        ]
         taken: dict[int, int] = defaultdict(int)
-        chosen = []
-        for pk, dest_id, attempts, expired_lease, concurrency, timeout in rows:
-            if busy.get(dest_id, 0) + taken[dest_id] >= concurrency:
+        chosen: list[_Candidate] = []
+        for row in rows:
+            if busy.get(row.destination_id, 0) + taken[row.destination_id] >= row.concurrency:
                 continue
-            taken[dest_id] += 1
-            chosen.append((pk, dest_id, attempts, expired_lease, timeout))
+            taken[row.destination_id] += 1
+            chosen.append(row)
         if not chosen:
             return []
 
-        stale = [(pk, attempts) for pk, _, attempts, expired, _ in chosen if expired is not None]
-        for pk, attempts in stale:
-            Attempt.objects.filter(
-                delivery_id=pk, number__lte=attempts, outcome=AttemptOutcome.IN_FLIGHT
-            ).update(outcome=AttemptOutcome.RETRY, error=LEASE_EXPIRED)
+        for row in chosen:
+            if row.lease_expires_at is not None:
+                Attempt.objects.filter(
+                    delivery_id=row.pk, number__lte=row.attempts, outcome=AttemptOutcome.IN_FLIGHT
+                ).update(
+                    outcome=AttemptOutcome.RETRY,
+                    error=LEASE_EXPIRED,
+                    error_kind=ErrorKind.INTERRUPTED,
+                )
 
         by_timeout: dict[float, list[str]] = defaultdict(list)
-        for pk, _, _, _, timeout in chosen:
-            by_timeout[timeout].append(pk)
+        for row in chosen:
+            by_timeout[row.timeout].append(row.pk)
         for timeout, pks in by_timeout.items():
-            # The lease outlives the longest the attempt can take, so only a dead
-            # dispatcher's deliveries are ever reclaimed.
+            # The lease outlives the longest the attempt can take (the sender enforces
+            # the timeout as a deadline over the whole attempt), and the dispatcher
+            # renews it while it still holds the delivery (recording can be slow when
+            # the database is): only a dead dispatcher's deliveries are reclaimed.
             expires = now + timedelta(seconds=lease_seconds + timeout)
             Delivery.objects.filter(pk__in=pks).update(
                 lease_owner=worker, lease_expires_at=expires, attempts=F("attempts") + 1
             )
         Attempt.objects.bulk_create(
             [
-                Attempt(delivery_id=pk, number=attempts + 1, worker=worker, started_at=now)
-                for pk, _, attempts, _, _ in chosen
+                Attempt(delivery_id=row.pk, number=row.attempts + 1, worker=worker, started_at=now)
+                for row in chosen
             ]
         )
-        details = Delivery.objects.filter(pk__in=[c[0] for c in chosen]).values_list(
-            "pk",
-            "attempts",
-            "event_id",
-            "event__event_name",
-            "event__source__slug",
-            "destination_id",
-            "destination__name",
-            "destination__url",
-            "destination__signing_secret",
-            "destination__timeout_seconds",
-            "destination__max_attempts",
-            "event__body",
-            "event__content_type",
-            "next_attempt_at",
-        )
-        out = [
-            OutboundDelivery(
-                delivery_id=pk,
-                attempt=attempts,
-                event_id=event_id,
-                event_name=event_name,
-                source_slug=source_slug,
-                destination_id=dest_id,
-                destination_name=dest_name,
-                url=url,
-                signing_secret=resolve_secret(secret) if secret else None,
-                timeout=timeout,
-                max_attempts=max_attempts,
-                body=bytes(body),
-                content_type=content_type,
+        details = [
+            _Details(*row)
+            for row in Delivery.objects.filter(pk__in=[row.pk for row in chosen]).values_list(
+                "pk",
+                "attempts",
+                "event_id",
+                "event__event_name",
+                "event__source__slug",
+                "destination_id",
+                "destination__name",
+                "destination__url",
+                "destination__signing_secret",
+                "destination__timeout_seconds",
+                "destination__max_attempts",
+                "event__body",
+                "event__content_type",
+                "next_attempt_at",
             )
-            for (
-                pk,
-                attempts,
-                event_id,
-                event_name,
-                source_slug,
-                dest_id,
-                dest_name,
-                url,
-                secret,
-                timeout,
-                max_attempts,
-                body,
-                content_type,
-                _due_at,
-            ) in sorted(details, key=lambda row: row[-1])
         ]
-        return out
+        return [
+            OutboundDelivery(
+                delivery_id=d.pk,
+                attempt=d.attempts,
+                event_id=d.event_id,
+                event_name=d.event_name,
+                source_slug=d.source_slug,
+                destination_id=d.destination_id,
+                destination_name=d.destination_name,
+                url=d.url,
+                signing_secret=resolve_secret(d.signing_secret) if d.signing_secret else None,
+                timeout=d.timeout,
+                max_attempts=d.max_attempts,
+                body=bytes(d.body),
+                content_type=d.content_type,
+            )
+            for d in sorted(details, key=lambda d: d.next_attempt_at)
+        ]
+
+
+def renew_leases(
+    worker: str, delivery_ids: Collection[str], lease_seconds: float, kind: str = "dispatcher"
+) -> int:
+    """Extend ``worker``'s leases on these deliveries to ``lease_seconds`` from now, and
+    record the worker's heartbeat. Returns how many leases were extended (a lease another
+    dispatcher took over after it expired is not extended)."""
+    with transaction.atomic():
+        now = db_now()
+        beat(worker, kind, now)
+        if not delivery_ids:
+            return 0
+        return Delivery.objects.filter(
+            pk__in=list(delivery_ids), lease_owner=worker, state=DeliveryState.PENDING
+        ).update(lease_expires_at=now + timedelta(seconds=lease_seconds))
+
+
+def beat(worker: str, kind: str, now: datetime | None = None) -> None:
+    """Record that ``worker`` is alive (a committed write: readiness proves the database
+    takes writes with it) and forget workers gone for a day."""
+    with transaction.atomic():
+        now = now or db_now()
+        updated = Worker.objects.filter(pk=worker).update(seen_at=now)
+        if not updated:
+            Worker.objects.create(id=worker, kind=kind, started_at=now, seen_at=now)
+            Worker.objects.filter(seen_at__lt=now - WORKER_FORGET_AFTER).delete()
 
 
 def _update_sql(model: type[Attempt] | type[Delivery], assignments: str, where: str) -> str:
@@ -181,47 +232,49 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
     event loop, and building queries one by one was most of its Python time.
     """
     adapt = connection.ops.adapt_datetimefield_value
-    now = timezone.now()
-    attempt_rows = []
-    delivery_rows = []
-    disable = set()
-    for s in settlements:
-        r = s.result
-        final = s.state != DeliveryState.PENDING
-        error = (r.error + (f"; {s.note}" if s.note else ""))[:ERROR_LIMIT]
-        outcome = r.outcome if not (final and r.outcome == "retry") else AttemptOutcome.FAILED
-        attempt_rows.append(
-            (
-                adapt(r.started_at),
-                r.duration_ms,
-                str(outcome),
-                r.status_code,
-                error,
-                r.response_body,
-                r.delivery_id,
-                r.attempt,
-            )
-        )
-        delivery_rows.append(
-            (
-                str(s.state),
-                r.status_code,
-                error,
-                adapt(now) if final else None,
-                adapt(s.next_attempt_at) if s.next_attempt_at is not None else None,
-                r.delivery_id,
-                worker,
-                r.attempt,
-            )
-        )
-        if r.disable_destination:
-            disable.add(r.destination_id)
     with transaction.atomic(), connection.cursor() as cursor:
+        now = db_now()
+        attempt_rows = []
+        delivery_rows = []
+        disable = set()
+        for s in settlements:
+            r = s.result
+            final = s.state != DeliveryState.PENDING
+            error = (r.error + (f"; {s.note}" if s.note else ""))[:ERROR_LIMIT]
+            outcome = r.outcome if not (final and r.outcome == "retry") else AttemptOutcome.FAILED
+            due = now + timedelta(seconds=s.retry_in) if s.retry_in is not None else None
+            attempt_rows.append(
+                (
+                    adapt(r.started_at),
+                    r.duration_ms,
+                    str(outcome),
+                    r.status_code,
+                    str(r.error_kind),
+                    error,
+                    r.response_body,
+                    r.delivery_id,
+                    r.attempt,
+                )
+            )
+            delivery_rows.append(
+                (
+                    str(s.state),
+                    r.status_code,
+                    error,
+                    adapt(now) if final else None,
+                    adapt(due) if due is not None else None,
+                    r.delivery_id,
+                    worker,
+                    r.attempt,
+                )
+            )
+            if r.disable_destination:
+                disable.add(r.destination_id)
         cursor.executemany(
             _update_sql(
                 Attempt,
                 "started_at = %s, duration_ms = %s, outcome = %s, status_code = %s, "
-                "error = %s, response_body = %s",
+                "error_kind = %s, error = %s, response_body = %s",
                 "delivery_id = %s AND number = %s",
             ),
             attempt_rows,
@@ -251,18 +304,19 @@ def release(worker: str, delivery_ids: Sequence[str], reason: str) -> int:
     Returns how many were released."""
     if not delivery_ids:
         return 0
-    now = timezone.now()
     with transaction.atomic():
+        now = db_now()
         Attempt.objects.filter(
             delivery_id__in=list(delivery_ids), worker=worker, outcome=AttemptOutcome.IN_FLIGHT
-        ).update(outcome=AttemptOutcome.RETRY, error=reason)
+        ).update(outcome=AttemptOutcome.RETRY, error=reason, error_kind=ErrorKind.INTERRUPTED)
         return Delivery.objects.filter(
             pk__in=list(delivery_ids), lease_owner=worker, state=DeliveryState.PENDING
         ).update(lease_owner="", lease_expires_at=None, next_attempt_at=now)
 
 
-def next_due_at() -> datetime | None:
-    """When the next delivery becomes claimable (due, or its lease expiring), or None."""
+def seconds_until_due() -> float | None:
+    """Seconds until the next delivery becomes claimable (due, or its lease expiring),
+    on the database's clock; 0 if one is claimable now; None if nothing is pending."""
     pending = Delivery.objects.filter(state=DeliveryState.PENDING, destination__enabled=True)
     unleased = pending.filter(lease_expires_at__isnull=True).aggregate(t=Min("next_attempt_at"))[
         "t"
@@ -271,7 +325,9 @@ def next_due_at() -> datetime | None:
         "t"
     ]
     times = [t for t in (unleased, leased) if t is not None]
-    return min(times) if times else None
+    if not times:
+        return None
+    return max(0.0, (min(times) - db_now()).total_seconds())
 
 
 def pending_count() -> int:

@@ -1,24 +1,63 @@
 """Writing what ingest received: one Event and its Delivery rows in one transaction (the
-transactional outbox). Sync code: the async side reaches it only through hookway.gate."""
+transactional outbox). Sync code: the async side reaches it only through hookway.gate.
+
+Ingest stores webhooks in groups (group commit: one transaction, one fsync, for every
+webhook waiting), and each webhook has its own deadline: its sender must get an answer
+within HOOKWAY_DB_TIMEOUT of arriving. So a group is a list of *claims*: the store takes
+a claim (``Claim.take``) only once it can write it at once (SQLite: the write lock is
+held; PostgreSQL: the transaction started, with statement timeouts set to the earliest
+deadline taken), and the async side answers 503 for any claim still untaken at its
+deadline. One webhook the database refuses fails alone: the others are written without
+it.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
+import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.conf import settings
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 
 from hookway import ids
 from hookway.models import Delivery, DeliveryState, Event, Route, Source
+from hookway.outbound import NOTIFY_CHANNEL
+from hookway.store.db import db_now, disconnected
+from hookway.store.errors import (
+    NotStored,
+    SourceGone,
+    StoreTimeout,
+    StoreUnavailable,
+    Unstorable,
+)
 
-# Sent with every commit that adds deliveries, so standalone dispatchers LISTENing on
-# PostgreSQL wake at once (the notification is delivered only if the transaction commits).
-NOTIFY_CHANNEL = "hookway_deliveries"
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "Claim",
+    "IncomingEvent",
+    "SourceSpec",
+    "StoredEvent",
+    "store_claims",
+    "store_event",
+    "store_events",
+]
+
+logger = logging.getLogger("hookway.ingest")
 
 
 @dataclass(frozen=True)
@@ -28,7 +67,7 @@ class SourceSpec:
     id: int
     slug: str
     verify: str
-    secrets: tuple[str, ...]
+    secrets: tuple[str, ...] = field(repr=False)
     require_event_name: bool
     max_body_bytes: int
 
@@ -40,7 +79,7 @@ class IncomingEvent:
     delivery_id: str | None
     content_type: str
     headers: dict[str, str]
-    body: bytes
+    body: bytes = field(repr=False)
     received_at: datetime
 
 
@@ -49,6 +88,40 @@ class StoredEvent:
     id: str
     deliveries: int
     duplicate: bool
+    # The earlier event whose delivery id this one reused with a different body.
+    conflict_with: str = ""
+
+
+class Claim(Protocol):
+    """One webhook waiting to be stored, with its deadline (``time.monotonic()``)."""
+
+    @property
+    def incoming(self) -> IncomingEvent: ...
+
+    @property
+    def deadline(self) -> float: ...
+
+    def take(self) -> bool:
+        """Commit to writing it now; False if its deadline passed or it was given up."""
+        ...
+
+    def live(self) -> bool:
+        """True while it may still be taken."""
+        ...
+
+
+@dataclass
+class _Plain:
+    """A claim with no one waiting on it (management commands, benchmarks, tests)."""
+
+    incoming: IncomingEvent
+    deadline: float
+
+    def take(self) -> bool:
+        return self.live()
+
+    def live(self) -> bool:
+        return time.monotonic() < self.deadline
 
 
 def get_source(slug: str) -> SourceSpec | None:
@@ -60,14 +133,14 @@ def get_source(slug: str) -> SourceSpec | None:
     )
     if row is None:
         return None
-    secrets = row[3] if isinstance(row[3], list) else []
+    pk, found_slug, verify, secrets, require_event_name, max_body_bytes = row
     return SourceSpec(
-        id=row[0],
-        slug=row[1],
-        verify=row[2],
-        secrets=tuple(str(s) for s in secrets),
-        require_event_name=row[4],
-        max_body_bytes=row[5],
+        id=pk,
+        slug=found_slug,
+        verify=verify,
+        secrets=tuple(str(s) for s in secrets) if isinstance(secrets, list) else (),
+        require_event_name=require_event_name,
+        max_body_bytes=max_body_bytes,
     )
 
 
@@ -78,12 +151,19 @@ def route_matches(patterns: list[str], event_name: str) -> bool:
     return any(fnmatch.fnmatchcase(event_name, str(p)) for p in patterns)
 
 
-def _existing(source_id: int, delivery_id: str) -> str | None:
-    return (
-        Event.objects.filter(source_id=source_id, delivery_id=delivery_id)
-        .values_list("id", flat=True)
-        .first()
-    )
+class _Seen(NamedTuple):
+    event_id: str
+    body_sha256: str
+
+
+def _existing(source_id: int, delivery_id: str) -> list[_Seen]:
+    """Events of this source with this delivery id, oldest first."""
+    return [
+        _Seen(*row)
+        for row in Event.objects.filter(source_id=source_id, delivery_id=delivery_id)
+        .order_by("received_at", "id")
+        .values_list("id", "body_sha256")
+    ]
 
 
 # A source's enabled routes, cached like sources (hookway.gate): every batch needs them
@@ -123,26 +203,39 @@ Row = tuple[Any, ...]
 
 def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
     """Insert a batch inside the caller's transaction: dedupe (against the database and
-    within the batch), then one multi-row insert of events and one of deliveries."""
+    within the batch), then one multi-row insert of events and one of deliveries.
+
+    A delivery id seen before is a duplicate only with the same body (by SHA-256): most
+    schemes don't sign the id, so a captured body replayed under a chosen id must not
+    turn the real event with that id into a "duplicate". The same id with another body
+    is stored as a new event marked ``conflict_with`` the first one."""
     adapt = connection.ops.adapt_datetimefield_value
     results: list[StoredEvent] = []
     event_rows: list[Row] = []
     delivery_rows: list[Row] = []
     routes: dict[int, list[tuple[int, list[str]]]] = {}
-    seen: dict[tuple[int, str], str] = {}
+    seen: dict[tuple[int, str], list[_Seen]] = {}
+    due = adapt(db_now())
     for incoming in batch:
-        key = (incoming.source_id, incoming.delivery_id) if incoming.delivery_id else None
-        if key is not None:
-            original = seen.get(key) or _existing(*key)
-            if original is not None:
-                results.append(StoredEvent(id=original, deliveries=0, duplicate=True))
+        digest = hashlib.sha256(incoming.body).hexdigest()
+        conflict_with = ""
+        key = None
+        if incoming.delivery_id:
+            key = (incoming.source_id, incoming.delivery_id)
+            if key not in seen:
+                seen[key] = _existing(*key)
+            earlier = seen[key]
+            same = next((e for e in earlier if e.body_sha256 == digest), None)
+            if same is not None:
+                results.append(StoredEvent(id=same.event_id, deliveries=0, duplicate=True))
                 continue
+            if earlier:
+                conflict_with = earlier[0].event_id
         event_id = ids.event_id()
         if key is not None:
-            seen[key] = event_id
+            seen[key].append(_Seen(event_id, digest))
         if incoming.source_id not in routes:
             routes[incoming.source_id] = _routes(incoming.source_id)
-        received_at = adapt(incoming.received_at)
         event_rows.append(
             (
                 event_id,
@@ -152,7 +245,9 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
                 incoming.content_type,
                 json.dumps(incoming.headers),
                 incoming.body,
-                received_at,
+                digest,
+                conflict_with,
+                adapt(incoming.received_at),
             )
         )
         count = 0
@@ -165,14 +260,16 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
                         destination_id,
                         DeliveryState.PENDING.value,
                         0,
-                        received_at,
+                        due,
                         "",
                         "",
-                        received_at,
+                        due,
                     )
                 )
                 count += 1
-        results.append(StoredEvent(id=event_id, deliveries=count, duplicate=False))
+        results.append(
+            StoredEvent(id=event_id, deliveries=count, duplicate=False, conflict_with=conflict_with)
+        )
     with connection.cursor() as cursor:
         if event_rows:
             cursor.executemany(_EVENT_INSERT.sql(), event_rows)
@@ -224,6 +321,8 @@ _EVENT_INSERT = _Insert(
         "content_type",
         "headers",
         "body",
+        "body_sha256",
+        "conflict_with",
         "received_at",
     ),
     json_column="headers",
@@ -244,73 +343,197 @@ _DELIVERY_INSERT = _Insert(
 )
 
 
-def store_events(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
-    """Store a batch of events (see ``_store_events``). On SQLite, waits for another
-    process's write lock in sub-millisecond steps rather than with SQLite's busy
-    handler, whose sleeps grow to 100 ms: with two web processes those sleeps were the
-    whole p99 of ingest (bench/results/ingest.md). Gives up after HOOKWAY_DB_TIMEOUT
-    with the OperationalError that ingest turns into 503."""
-    if connection.vendor != "sqlite":
-        return _store_events(batch)
-    from django.conf import settings
+Outcome = StoredEvent | NotStored
 
-    timeout = settings.HOOKWAY.db_timeout
-    deadline = time.monotonic() + timeout
+
+def store_claims(claims: Sequence[Claim]) -> list[Outcome]:
+    """Store a group of webhooks in one transaction (one commit, one fsync): each with
+    one delivery per matching route, or as a duplicate of an earlier event.
+
+    Returns one outcome per claim, in order: the StoredEvent, or the NotStored error
+    saying why nothing of it was stored (its deadline passed, the database is
+    unavailable, its source is gone, the database refused its data). Never raises for
+    the database's sake; a bug is logged with its traceback and answered as unavailable.
+    """
+    outcomes: dict[int, Outcome] = {}
+    taken: list[int] = []
+    try:
+        try:
+            _transaction(claims, taken, outcomes, careful=False)
+        except IntegrityError:
+            # SQLite checks foreign keys at COMMIT (Django declares them DEFERRABLE
+            # INITIALLY DEFERRED), so a source or destination deleted since it was
+            # cached fails the whole group there. Write the group again, each webhook
+            # checked against the database, so only the one whose source is gone fails.
+            outcomes.clear()
+            clear_route_cache()
+            _transaction(claims, taken, outcomes, careful=True)
+        except (OperationalError, InterfaceError) as exc:
+            if not disconnected(exc):
+                raise
+            # The connection died (a restarted server, a terminated backend): one
+            # more try on a new one, so the group isn't refused for a stale socket.
+            logger.warning("the database connection broke (%s); reconnecting", exc)
+            connection.close()
+            outcomes.clear()
+            _transaction(claims, taken, outcomes, careful=False)
+    except (OperationalError, InterfaceError, IntegrityError) as exc:
+        logger.error("storing %d webhooks failed: %s", len(claims), str(exc).strip())
+        if not connection.in_atomic_block:
+            connection.close()  # it may be broken (a terminated backend): reconnect next time
+        failure: NotStored = StoreUnavailable(f"the database could not commit: {exc}")
+        outcomes = {i: failure for i, _ in enumerate(claims)}
+    except Exception:  # a bug in one group must not leave its senders waiting
+        logger.exception("storing %d webhooks failed unexpectedly", len(claims))
+        failure = StoreUnavailable("the webhook could not be stored")
+        outcomes = {i: failure for i, _ in enumerate(claims)}
+    expired = StoreTimeout("its deadline passed before it could be committed")
+    return [outcomes.get(i, expired) for i, _ in enumerate(claims)]
+
+
+def _transaction(
+    claims: Sequence[Claim], taken: list[int], outcomes: dict[int, Outcome], *, careful: bool
+) -> None:
+    """One transaction: take the live claims (unless ``taken`` already holds a previous
+    try's), write them, commit. ``outcomes`` holds what was written once it returns."""
+    if connection.vendor == "sqlite":
+        _sqlite_transaction(claims, taken, outcomes, careful=careful)
+        return
+    with transaction.atomic():
+        if not _postgres_write_locks(claims, taken):
+            return
+        if not taken:
+            taken.extend(i for i, c in enumerate(claims) if c.take())
+        if not taken:
+            return
+        # Statements may still wait (a row another transaction is inserting): bound
+        # them by the earliest deadline taken. Foreign keys are checked per statement,
+        # not at COMMIT, so a webhook whose source was just deleted fails alone.
+        left = min(claims[i].deadline for i in taken) - time.monotonic()
+        budget = max(1, int(left * 1000))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SET LOCAL statement_timeout = {budget}; SET LOCAL lock_timeout = {budget}; "
+                "SET CONSTRAINTS ALL IMMEDIATE"
+            )
+        _write_taken(claims, taken, outcomes, careful=careful)
+
+
+_WRITE_LOCKS = "LOCK TABLE {event}, {delivery} IN ROW EXCLUSIVE MODE"
+
+
+def _postgres_write_locks(claims: Sequence[Claim], taken: list[int]) -> bool:
+    """Take the write locks ingest's INSERTs need before taking any claim, in short
+    tries while a claim is live (as on SQLite): a lock held against writes (a migration,
+    an operator's LOCK TABLE) then delays only claims still free to answer 503 at their
+    deadline, instead of holding taken ones past it. False if every claim died first."""
+    qn = connection.ops.quote_name
+    sql = _WRITE_LOCKS.format(event=qn(Event._meta.db_table), delivery=qn(Delivery._meta.db_table))
+    retry_until = max((claims[i].deadline for i in taken), default=0.0)
+    pause = 0.001
+    while (time.monotonic() < retry_until) if taken else any(c.live() for c in claims):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:  # a savepoint per try
+                cursor.execute("SET LOCAL lock_timeout = 100")
+                cursor.execute(sql)
+            return True
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
+    if taken:
+        raise OperationalError("the tables' write locks were not available in time")
+    return False
+
+
+def _sqlite_transaction(
+    claims: Sequence[Claim], taken: list[int], outcomes: dict[int, Outcome], *, careful: bool
+) -> None:
+    """Wait for the write lock in sub-millisecond steps while any claim is live (or,
+    retrying, until the latest deadline taken), rather than with SQLite's busy handler,
+    whose sleeps grow to 100 ms (with two web processes those sleeps were the whole p99
+    of ingest: bench/results/ingest.md); then take the live claims and write them."""
     pause = 0.0002
+    retry_until = max((claims[i].deadline for i in taken), default=0.0)
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA busy_timeout = 0")
     try:
-        while True:
+        while (time.monotonic() < retry_until) if taken else any(c.live() for c in claims):
             try:
-                return _store_events(batch)
+                with transaction.atomic():  # BEGIN IMMEDIATE: takes the write lock
+                    if not taken:
+                        taken.extend(i for i, c in enumerate(claims) if c.take())
+                    _write_taken(claims, taken, outcomes, careful=careful)
+                return
             except OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                if "locked" not in str(exc) or outcomes:
                     raise
             time.sleep(pause)
             pause = min(pause * 2, 0.002)
+        if taken:
+            raise OperationalError("database is locked")
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            cursor.execute(f"PRAGMA busy_timeout = {int(settings.HOOKWAY.db_timeout * 1000)}")
 
 
-def _store_events(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
-    """Store a batch of events, each with one delivery per matching route, in ONE
-    transaction: one commit (one fsync) acknowledges them all (group commit).
+def _write_taken(
+    claims: Sequence[Claim], taken: list[int], outcomes: dict[int, Outcome], *, careful: bool
+) -> None:
+    """Write the taken claims inside the caller's transaction: all at once, or, if the
+    database refuses one of them (or ``careful``), each in its own savepoint so the
+    others still go in."""
+    if not taken:
+        return
+    if not careful:
+        try:
+            with transaction.atomic():
+                stored = _write([claims[i].incoming for i in taken])
+        except (IntegrityError, DataError):
+            pass
+        else:
+            for i, result in zip(taken, stored, strict=True):
+                outcomes[i] = result
+            return
+    for i in taken:
+        outcomes[i] = _write_alone(claims[i].incoming)
 
-    Returns one result per event, in order: the new event, or the original one
-    (``duplicate=True``, nothing written) when its source already has an event with the
-    same delivery id. Raises django.db.OperationalError when the database can't commit
-    in time; then nothing of the batch is stored.
-    """
-    try:
-        with transaction.atomic():
-            return _write(batch)
-    except IntegrityError:
-        # Another process stored one of these delivery ids between our check and our
-        # insert (PostgreSQL, several web processes). Redo the batch one event at a
-        # time, so each duplicate is answered as such and the rest still commit.
-        with transaction.atomic():
-            out = []
-            for incoming in batch:
-                try:
-                    with transaction.atomic():
-                        out.extend(_write([incoming]))
-                except IntegrityError:
-                    assert incoming.delivery_id is not None
-                    original = _existing(incoming.source_id, incoming.delivery_id)
-                    if original is None:
-                        raise
-                    out.append(StoredEvent(id=original, deliveries=0, duplicate=True))
-            return out
+
+def _write_alone(incoming: IncomingEvent) -> Outcome:
+    """Write one webhook in a savepoint, its source checked first; return why not if
+    the database refuses it."""
+    error: DatabaseError | None = None
+    for _ in range(2):
+        if not Source.objects.filter(pk=incoming.source_id).exists():
+            return SourceGone("its source was deleted")
+        try:
+            with transaction.atomic():
+                return _write([incoming])[0]
+        except DataError as exc:
+            logger.warning("the database refused a webhook's data: %s", str(exc).strip())
+            return Unstorable(f"the database refused this webhook's data: {str(exc).strip()}")
+        except IntegrityError as exc:
+            # A route or destination vanished since the routes were cached, or another
+            # process stored this delivery id first: look again with fresh routes.
+            clear_route_cache()
+            error = exc
+    logger.error("a webhook could not be stored: %s", error)
+    return StoreUnavailable(f"the webhook could not be stored: {error}")
+
+
+def store_events(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
+    """Store events now, with HOOKWAY_DB_TIMEOUT to do it (for code with no sender
+    waiting: commands, benchmarks, tests); raise the first NotStored."""
+    deadline = time.monotonic() + settings.HOOKWAY.db_timeout
+    out: list[StoredEvent] = []
+    for outcome in store_claims([_Plain(incoming, deadline) for incoming in batch]):
+        if isinstance(outcome, NotStored):
+            raise outcome
+        out.append(outcome)
+    return out
 
 
 def store_event(incoming: IncomingEvent) -> StoredEvent:
     """Store one event (see store_events)."""
     return store_events([incoming])[0]
-
-
-def database_ready() -> bool:
-    """True when the database answers a trivial query."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        return cursor.fetchone() == (1,)

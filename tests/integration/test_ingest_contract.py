@@ -9,7 +9,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,21 +21,12 @@ from django.db import OperationalError
 from hookway import gate
 from hookway.handler import capped_receive
 from hookway.ingest.views import BODY_TOO_LARGE
-from hookway.models import Delivery, Destination, Event, Route, Source
+from hookway.models import Delivery, Destination, Event, Route
+from tests.integration.conftest import SECRETS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 JSON = {"Content-Type": "application/json"}
-SW_SECRET = "whsec_" + base64.b64encode(b"hookway-contract-test-key-32byte").decode()
-SECRETS = {
-    "none": None,
-    "token": "tok-contract-7f3a",
-    "hmac-sha256": "hmac-contract-91c2",
-    "github": "It's a Secret to Everybody",
-    "gitlab": "glpat-contract-55d0",
-    "stripe": "whsec_stripe_contract_0b8e",
-    "standard-webhooks": SW_SECRET,
-}
 SIGNED_SCHEMES = [scheme for scheme, secret in SECRETS.items() if secret is not None]
 
 
@@ -79,24 +70,6 @@ def event_body(name: str = "push", **extra: Any) -> bytes:
 
 async def counts() -> tuple[int, int]:
     return await Event.objects.acount(), await Delivery.objects.acount()
-
-
-@pytest.fixture
-def source(make_source: Callable[..., Source]) -> Callable[..., Any]:
-    """``await source(slug, verify, ...)``: a Source with one catch-all route, so any event
-    that got stored would also show up as a Delivery."""
-
-    def create(slug: str = "demo", verify: str = "none", **kw: Any) -> Source:
-        secret = SECRETS.get(verify)
-        kw.setdefault("secrets", [secret] if secret else [])
-        created = make_source(slug=slug, verify=verify, **kw)
-        destination = Destination.objects.create(
-            name=f"catch-all-{slug}", url="http://127.0.0.1:9/hooks"
-        )
-        Route.objects.create(source=created, destination=destination)
-        return created
-
-    return sync_to_async(create)
 
 
 async def post(
@@ -250,15 +223,43 @@ async def test_body_of_exactly_max_body_bytes_is_accepted(client, source):
 async def test_duplicate_delivery_id_returns_original_event_id(client, source):
     await source("demo")
     headers = {"Idempotency-Key": "dup-key-1"}
-    first = await post(client, "demo", event_body(), headers)
+    body = event_body()
+    first = await post(client, "demo", body, headers)
     assert first.status_code == 202, first.text
     before = await counts()
     assert before == (1, 1)
 
-    again = await post(client, "demo", event_body("other"), headers)
+    again = await post(client, "demo", body, headers)
     assert again.status_code == 200, again.text
     assert again.json() == {"id": first.json()["id"], "duplicate": True}
     assert await counts() == before
+
+
+async def test_a_reused_delivery_id_with_another_body_is_stored_as_a_conflict(client, source):
+    """A captured body replayed under a chosen id must not make the real event with
+    that id a 'duplicate': the same id with a different body is a new event, marked."""
+    await source("demo")
+    headers = {"Idempotency-Key": "chosen-by-an-attacker"}
+    planted = await post(client, "demo", event_body("replayed"), headers)
+    assert planted.status_code == 202, planted.text
+
+    real_body = event_body("push")
+    real = await post(client, "demo", real_body, headers)
+    assert real.status_code == 202, real.text
+    answer = real.json()
+    assert answer["conflict_with"] == planted.json()["id"]
+    assert answer["id"] != planted.json()["id"]
+    assert answer["deliveries"] == 1
+    event = await Event.objects.aget(id=answer["id"])
+    assert bytes(event.body) == real_body
+    assert event.conflict_with == planted.json()["id"]
+    assert await counts() == (2, 2)
+
+    # The real sender's retry of the real body is its duplicate, not the planted one's.
+    retry = await post(client, "demo", real_body, headers)
+    assert retry.status_code == 200, retry.text
+    assert retry.json() == {"id": answer["id"], "duplicate": True}
+    assert await counts() == (2, 2)
 
 
 @pytest.mark.parametrize("scheme", ["github", "stripe", "standard-webhooks", "gitlab"])
@@ -640,7 +641,7 @@ async def test_content_type_the_source_cant_take_is_415(client, source, content_
 async def test_database_that_cant_commit_is_503_with_retry_after(client, source, monkeypatch):
     await source("demo")
 
-    async def locked(incoming: Any) -> Any:
+    async def locked(incoming: Any, deadline: float) -> Any:
         raise OperationalError("database is locked")
 
     monkeypatch.setattr(gate, "astore_event", locked)
@@ -656,7 +657,7 @@ async def test_database_that_cant_look_up_the_source_is_503_with_retry_after(
 ):
     await source("demo")
 
-    async def unreachable(slug: str) -> Any:
+    async def unreachable(slug: str, deadline: float) -> Any:
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(gate, "aget_source", unreachable)
@@ -673,12 +674,12 @@ async def test_source_lookup_failing_once_is_503_not_413(client, source, monkeyp
     real = gate.aget_source
     calls = 0
 
-    async def flaky(slug: str) -> Any:
+    async def flaky(slug: str, deadline: float) -> Any:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise OperationalError("connection reset")
-        return await real(slug)
+        return await real(slug, deadline)
 
     monkeypatch.setattr(gate, "aget_source", flaky)
     response = await post(client, "demo", event_body())

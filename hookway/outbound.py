@@ -1,0 +1,89 @@
+"""Plain data shared by the store, the dispatcher and the sender: what to send (built by
+the store at claim time), what happened (built by the sender), and what to write back
+(built by the dispatcher). No Django, no I/O: a neutral module all three may import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+# Sent with every commit that adds deliveries, so standalone dispatchers LISTENing on
+# PostgreSQL wake at once (the notification is delivered only if the transaction commits).
+NOTIFY_CHANNEL = "hookway_deliveries"
+
+Outcome = Literal["success", "retry", "failed"]
+
+
+class ErrorKind(StrEnum):
+    """Why an attempt failed, one word each, stored with the attempt and logged."""
+
+    NONE = ""
+    HTTP_STATUS = "http_status"  # the receiver answered, with a non-2xx status
+    TIMEOUT = "timeout"  # no complete response before the attempt's deadline
+    CONNECTION_REFUSED = "connection_refused"  # nothing listening (receiver down)
+    DNS = "dns"  # the host name did not resolve
+    TLS = "tls"  # TLS handshake or certificate failure
+    CONNECTION_RESET = "connection_reset"  # the connection broke mid-request
+    CONNECTION = "connection"  # any other network failure
+    REFUSED_BY_GUARD = "refused_by_guard"  # the SSRF guard refused the address
+    INVALID_DESTINATION = "invalid_destination"  # the URL can't be requested at all
+    INTERRUPTED = "interrupted"  # the dispatcher died or stopped mid-attempt
+    INTERNAL = "internal"  # a bug in Hookway (logged with its traceback)
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class OutboundDelivery:
+    """One attempt to make: everything the sender needs, nothing it could write back."""
+
+    delivery_id: str
+    attempt: int
+    event_id: str
+    event_name: str
+    source_slug: str
+    destination_id: int
+    destination_name: str
+    url: str
+    signing_secret: str | None = field(repr=False)
+    timeout: float
+    max_attempts: int
+    body: bytes = field(repr=False)
+    content_type: str
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt did. ``error_kind`` classifies a failure; ``error`` says it in
+    words for the operator."""
+
+    delivery_id: str
+    attempt: int
+    destination_id: int
+    started_at: datetime
+    duration_ms: float
+    outcome: Outcome
+    status_code: int | None = None
+    error: str = ""
+    error_kind: ErrorKind = ErrorKind.NONE
+    response_body: str = ""
+    retry_after: float | None = None
+    disable_destination: bool = False
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What to write for one finished attempt: its result and the delivery's next state.
+    ``retry_in`` (seconds) is turned into a due time by the store, on the database's
+    clock, so dispatchers on hosts whose clocks disagree still agree on due times."""
+
+    result: AttemptResult
+    state: DeliveryState
+    retry_in: float | None = None
+    note: str = ""
