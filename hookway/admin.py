@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from hookway.config.file import destination_url_problem
 from hookway.models import Attempt, Delivery, Destination, Event, Route, Source
 
 MANAGED_NOTE = "Managed by the HOOKWAY_CONFIG file: edit the file, not this page."
@@ -44,8 +47,44 @@ class SourceAdmin(ManagedByFileAdmin):
     search_fields = ["slug"]
 
 
+# Django 6 assumes https for a URL typed without a scheme, and Django 5.2 warns until a
+# form says which: every form field built for a URLField here says https.
+HTTPS_URLS: dict[type[models.Field], dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
+
+
+def _formfield(db_field: models.Field, **kwargs: Any) -> forms.Field | None:
+    return db_field.formfield(**{**HTTPS_URLS.get(type(db_field), {}), **kwargs})
+
+
+class DestinationForm(forms.ModelForm):
+    class Meta:
+        model = Destination
+        fields = [
+            "name",
+            "url",
+            "signing_secret",
+            "timeout_seconds",
+            "max_attempts",
+            "concurrency",
+            "enabled",
+            "disabled_reason",
+            "managed",
+        ]
+        formfield_callback = _formfield
+
+    def clean_url(self) -> str:
+        # The same rule as the config file: Django's URLField takes ftp:// and port 99999.
+        url: str = self.cleaned_data["url"]
+        problem = destination_url_problem(url)
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return url
+
+
 @admin.register(Destination)
 class DestinationAdmin(ManagedByFileAdmin):
+    form = DestinationForm
+    formfield_overrides = HTTPS_URLS
     list_display = [
         "name",
         "url",
