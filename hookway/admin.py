@@ -4,6 +4,7 @@ manages them), and events, deliveries and attempts (read-only records)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django import forms
@@ -131,8 +132,15 @@ class DeliveryInline(admin.TabularInline):
         return False
 
 
-def _pretty(data: Any) -> str:
-    return format_html('<pre style="white-space: pre-wrap">{}</pre>', data)
+# A JSON "\udfff" escape decodes to a lone surrogate, which UTF-8 can't encode: left in
+# the page, it makes the response fail (a 500) when Django encodes it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _pretty(text: str) -> str:
+    """Return ``text`` as escaped HTML, each lone surrogate written as its JSON escape."""
+    text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)
 
 
 @admin.register(Event)
