@@ -19,6 +19,10 @@ from urllib.parse import urlsplit
 from hookway.ingest.verify import decode_whsec
 from hookway.models import ONE_MIB, VerifyScheme
 
+# resolve_secret lives in hookway.secrets (the admin uses it too); ingest and the store
+# import it from here.
+from hookway.secrets import resolve_secret
+
 
 class ConfigError(ValueError):
     """The config file is unreadable or invalid; the message names the file and the key."""
@@ -63,15 +67,6 @@ class HookwayConfig:
     sources: tuple[SourceConfig, ...] = ()
     destinations: tuple[DestinationConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = field(default=())
-
-
-def resolve_secret(ref: str, env: Mapping[str, str] | None = None) -> str | None:
-    """Return the secret a reference names (``env:NAME`` or a literal); None if unset."""
-    env = os.environ if env is None else env
-    if ref.startswith("env:"):
-        value = env.get(ref[4:])
-        return value if value else None
-    return ref
 
 
 def destination_url_problem(url: str) -> str | None:
