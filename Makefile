@@ -24,6 +24,9 @@ install:
 		{ echo "installing uv with pip"; python3 -m pip install --user --quiet uv; }
 	@$(UV) sync --frozen --inexact --quiet
 
+# The demo (and its admin login) may use Hookway's development SECRET_KEY when none is set;
+# anything else refuses to start without one (docs/configuration.md).
+run superuser: export HOOKWAY_DEMO ?= true
 run: install
 	@mkdir -p var
 	@sed -e "s#http://127.0.0.1:8000/#http://$(HOST):$(PORT)/#" config/demo.toml > var/demo.toml
@@ -41,6 +44,8 @@ lint: install
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
 
+# django-stubs imports the settings, which refuse to load without SECRET_KEY or demo mode.
+typecheck: export HOOKWAY_DEMO ?= true
 typecheck: install
 	$(RUN) mypy hookway
 
@@ -64,6 +69,8 @@ bench-install: install
 		(apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }); }
 	@$(UV) sync --frozen --inexact --group bench --quiet
 
+# The benchmarks' Hookway processes are throwaway demos: the development SECRET_KEY is fine.
+bench bench-smoke: export HOOKWAY_DEMO ?= true
 bench: bench-install
 	$(RUN) --group bench python -m bench
 

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             result.quick = args.quick
             result.seconds = time.monotonic() - started
             md, png = common.write_result(name, result)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one benchmark failing is reported; the rest run
             traceback.print_exc()
             failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             continue

@@ -120,7 +120,7 @@ class Run:
 def _default_transport() -> str:
     from hookway.conf import load
 
-    return load({}).http_transport
+    return load({"HOOKWAY_DEMO": "true"}).http_transport
 
 
 def _redis_up() -> bool:

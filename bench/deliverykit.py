@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
 import threading
 import time
 import urllib.request
@@ -52,7 +53,7 @@ class Receiver:
         self.server.start()
         try:
             self.server.wait_http(self.base + "/_stats", timeout=15)
-        except BaseException:
+        except BaseException:  # re-raised: don't leave the receiver running
             self.server.stop()
             raise
         return self
@@ -324,6 +325,6 @@ def wait_exit(server: Server, timeout: float) -> bool:
     assert server.proc is not None
     try:
         server.proc.wait(timeout=timeout)
-    except Exception:
+    except subprocess.TimeoutExpired:
         return False
     return True

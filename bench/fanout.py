@@ -138,7 +138,7 @@ async def _gather(urls: list[str], repeats: int) -> list[float]:
 def _default_transport() -> str:
     from hookway.conf import load
 
-    return load({}).http_transport
+    return load({"HOOKWAY_DEMO": "true"}).http_transport
 
 
 def run(quick: bool) -> Result:

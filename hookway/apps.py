@@ -9,7 +9,7 @@ class HookwayConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from hookway import gate
+        from hookway import checks, gate  # noqa: F401 (importing checks registers them)
         from hookway.models import Destination, Route, Source
 
         def forget(**kwargs: object) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -108,6 +108,13 @@ DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
 )
 
 
+# Django needs a key to sign admin sessions (Hookway's own webhook verification never uses
+# it). This one is public, so it is accepted only where that's harmless: DEBUG on, or
+# `make run`'s demo (HOOKWAY_DEMO); `manage.py check --deploy` flags it (hookway.W001).
+DEVELOPMENT_SECRET_KEY = "hookway-insecure-development-key-set-SECRET_KEY-in-production"
+MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+
+
 def default_sqlite_url() -> str:
     return f"sqlite:///{BASE_DIR / 'var' / 'hookway.sqlite3'}"
 
@@ -134,6 +141,7 @@ class HookwaySettings:
     http_transport: str = "aiohttp"
     max_headers: int = 100
     max_header_bytes: int = 64 * 1024
+    demo: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -155,14 +163,7 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
         raise ImproperlyConfigured(f"HOOKWAY_CONFIG={config_raw!r}: no such file")
 
     debug = envbool(env, "DEBUG", False)
-    secret_key = envstr(env, "SECRET_KEY", "")
-    if not secret_key:
-        if not debug and env.get("HOOKWAY_REQUIRE_SECRET_KEY", "") in _TRUE:
-            raise ImproperlyConfigured("SECRET_KEY: must be set (a long random string)")
-        # Hookway's own webhook verification never uses SECRET_KEY; Django needs one for
-        # admin sessions. A fixed development key is acceptable only because the
-        # production checklist (docs/deploy.md) sets it.
-        secret_key = "hookway-insecure-development-key-set-SECRET_KEY-in-production"
+    demo = envbool(env, "HOOKWAY_DEMO", False)
 
     allowed_hosts = envlist(env, "ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 
@@ -178,10 +179,10 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
             f"HOOKWAY_HTTP_TRANSPORT={http_transport!r}: expected httpx or aiohttp"
         )
 
-    return HookwaySettings(
+    settings = HookwaySettings(
         database_url=database_url,
         config_path=config_path,
-        secret_key=secret_key,
+        secret_key=envstr(env, "SECRET_KEY", ""),
         debug=debug,
         allowed_hosts=allowed_hosts,
         embedded_dispatcher=envbool(env, "HOOKWAY_EMBEDDED_DISPATCHER", True),
@@ -198,8 +199,19 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
         http_transport=http_transport,
         max_headers=envint(env, "HOOKWAY_MAX_HEADERS", 100, minimum=10),
         max_header_bytes=envint(env, "HOOKWAY_MAX_HEADER_BYTES", 64 * 1024, minimum=1024),
+        demo=demo,
         # "{pid}" in the name gives each worker process its own file.
         loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")
         else None,
     )
+    # Checked last, so a typo elsewhere is reported before the missing key.
+    if not settings.secret_key.strip():
+        if not (debug or demo):
+            raise ImproperlyConfigured(
+                "SECRET_KEY: must be set (a long random string), e.g. from "
+                f"{MAKE_A_KEY}; only DEBUG=true or HOOKWAY_DEMO=true (make run's demo) "
+                "allow Hookway's public development key"
+            )
+        settings = replace(settings, secret_key=DEVELOPMENT_SECRET_KEY)
+    return settings

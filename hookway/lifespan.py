@@ -37,7 +37,7 @@ class LifespanApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
-                except Exception as exc:
+                except Exception as exc:  # any: the server is told why and exits
                     logger.exception("Hookway failed to start")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -45,7 +45,7 @@ class LifespanApp:
             elif message["type"] == "lifespan.shutdown":
                 try:
                     await self.shutdown()
-                except Exception as exc:
+                except Exception as exc:  # any: logged, and the server is told
                     logger.exception("Hookway failed to shut down cleanly")
                     await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
                     return

@@ -123,9 +123,20 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(message)s"},
+        # logging.Formatter appends the traceback of a record logged with exc_info.
+        "error": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "errors": {"class": "logging.StreamHandler", "formatter": "error"},
+    },
     "loggers": {
         "hookway": {"handlers": ["console"], "level": HOOKWAY.log_level, "propagate": False},
+        # Django's default sends these only to mail_admins when DEBUG is off (and Hookway
+        # sets no ADMINS), so a 500 would print nothing. ERROR: 4xx are warnings here and
+        # ingest answers plenty of them.
+        "django.request": {"handlers": ["errors"], "level": "ERROR", "propagate": False},
     },
 }

@@ -58,7 +58,7 @@ def _commit(rows: list[tuple[Any, ...]]) -> None:
     _db.execute("BEGIN IMMEDIATE")
     try:
         _db.executemany(INSERT, rows)
-    except BaseException:
+    except BaseException:  # re-raised: roll back whatever interrupted the insert
         _db.execute("ROLLBACK")
         raise
     _db.execute("COMMIT")
@@ -71,7 +71,7 @@ async def _flush() -> None:
         del _pending[:256]
         try:
             await loop.run_in_executor(_executor, _commit, [row for row, _ in batch])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - each waiting request gets the failure
             for _, future in batch:
                 future.set_exception(exc)
         else:

@@ -9,13 +9,15 @@ messages never say which secret was tried or how close a signature came.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 
 from hookway.ingest.errors import SignatureInvalid
+from hookway.secrets import decode_whsec
+
+__all__ = ["decode_whsec", "verify"]
 
 TOLERANCE_SECONDS = 300
 
@@ -36,18 +38,6 @@ def _equal(given: str, expected: str | bytes) -> bool:
 
 def _hex_hmac(secret: str, message: bytes) -> str:
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
-
-
-def decode_whsec(secret: str) -> bytes | None:
-    """Return the key bytes of a Standard Webhooks ``whsec_<base64>`` secret, or None."""
-    encoded = secret.removeprefix("whsec_")
-    # The reference libraries pad the secret themselves, so senders may hand it out bare.
-    encoded += "=" * (-len(encoded) % 4)
-    try:
-        key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return key or None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

@@ -19,7 +19,6 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from hookway import gate, timing, wakeup
-from hookway.config.file import resolve_secret
 from hookway.ingest import extract, verify
 from hookway.ingest.errors import (
     BodyTooLarge,
@@ -32,6 +31,7 @@ from hookway.ingest.errors import (
     UnstorableBody,
     UnsupportedContentType,
 )
+from hookway.secrets import resolve_secret
 from hookway.store import errors as store_errors
 from hookway.store.events import IncomingEvent, SourceSpec
 

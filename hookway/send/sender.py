@@ -23,8 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from django.utils import timezone
 
-from hookway.ingest.verify import decode_whsec
 from hookway.outbound import AttemptResult, ErrorKind, OutboundDelivery, Outcome
+from hookway.secrets import decode_whsec
 from hookway.send import signing
 from hookway.send.errors import DeliveryError, InvalidDestination, TimedOut, classify
 from hookway.send.guard import Guard

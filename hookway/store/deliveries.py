@@ -23,9 +23,9 @@ from typing import NamedTuple
 from django.db import connection, transaction
 from django.db.models import F, Min, Q
 
-from hookway.config.file import resolve_secret
 from hookway.models import Attempt, AttemptOutcome, Delivery, Destination, Worker
 from hookway.outbound import DeliveryState, ErrorKind, OutboundDelivery, Settlement
+from hookway.secrets import resolve_secret
 from hookway.store.db import db_now
 from hookway.store.events import clear_route_cache
 

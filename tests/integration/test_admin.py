@@ -361,7 +361,7 @@ def test_a_source_created_in_the_admin_is_editable_and_deletable(admin_client, d
         {
             "slug": "manual",
             "verify": "token",
-            "secrets": '["tok"]',
+            "new_secrets": "tok",  # write-only: one per line
             "max_body_bytes": "2048",
             "enabled": "on",
             "managed": "on",  # read-only: an admin entry can't claim the file's

@@ -3,9 +3,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from hookway import conf
 
+KEY = {"SECRET_KEY": "a-test-key-that-is-long-enough-to-look-like-a-real-one-0123456789"}
+
 
 def test_defaults_use_sqlite_under_var_and_embedded_dispatcher():
-    settings = conf.load({})
+    settings = conf.load(KEY)
     assert settings.database_url.startswith("sqlite:///")
     assert settings.database_url.endswith("/var/hookway.sqlite3")
     assert settings.embedded_dispatcher is True
@@ -25,6 +27,7 @@ def test_defaults_use_sqlite_under_var_and_embedded_dispatcher():
         ({"HOOKWAY_DB_TIMEOUT": "soon"}, "HOOKWAY_DB_TIMEOUT"),
         ({"HOOKWAY_DISPATCHER_CONCURRENCY": "0"}, "HOOKWAY_DISPATCHER_CONCURRENCY"),
         ({"HOOKWAY_LOG_LEVEL": "LOUD"}, "HOOKWAY_LOG_LEVEL"),
+        ({"HOOKWAY_DEMO": "perhaps"}, "HOOKWAY_DEMO"),
     ],
 )
 def test_a_bad_value_names_the_variable(env, named):
@@ -60,3 +63,43 @@ def test_settings_configure_the_database_from_database_url():
         assert db["ENGINE"] == "django.db.backends.postgresql"
         assert db["OPTIONS"]["pool"]["max_size"] >= 1
         assert "statement_timeout" in db["OPTIONS"]["options"]
+
+
+# -- SECRET_KEY ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", [{}, {"SECRET_KEY": ""}, {"SECRET_KEY": "   "}, {"DEBUG": "off"}])
+def test_without_a_secret_key_hookway_refuses_to_start(env):
+    with pytest.raises(ImproperlyConfigured) as refused:
+        conf.load(env)
+    message = str(refused.value)
+    assert message.startswith("SECRET_KEY: must be set")
+    assert "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'" in message
+    assert "docs/deploy.md" not in message
+
+
+def test_hookway_require_secret_key_is_no_longer_needed_or_read():
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY"):
+        conf.load({"HOOKWAY_REQUIRE_SECRET_KEY": "false"})
+
+
+def test_a_secret_key_from_the_environment_is_used():
+    settings = conf.load(KEY)
+    assert settings.secret_key == KEY["SECRET_KEY"]
+    assert settings.demo is False
+
+
+def test_debug_allows_the_development_key():
+    settings = conf.load({"DEBUG": "true"})
+    assert settings.secret_key == conf.DEVELOPMENT_SECRET_KEY
+
+
+def test_demo_mode_allows_the_development_key():
+    settings = conf.load({"HOOKWAY_DEMO": "true"})
+    assert settings.secret_key == conf.DEVELOPMENT_SECRET_KEY
+    assert settings.demo is True
+
+
+def test_demo_mode_keeps_a_secret_key_that_is_set():
+    settings = conf.load({**KEY, "HOOKWAY_DEMO": "true"})
+    assert settings.secret_key == KEY["SECRET_KEY"]

@@ -367,6 +367,33 @@ def test_http_and_https_urls_are_accepted(url: str):
     assert parse(destination(f'name = "d"\nurl = "{url}"'), env={}).destinations[0].url == url
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://x.test:99999/h", "port 99999 is out of range (1-65535)"),
+        ("https://x.test:65536/h", "port 65536 is out of range (1-65535)"),
+        ("http://x.test:0/h", "port 0 is out of range (1-65535)"),
+        ("https://[::1]:70000/h", "port 70000 is out of range (1-65535)"),
+        ("https://user:pw@x.test:123456/h", "port 123456 is out of range (1-65535)"),
+        ("https://x.test:http/h", "port 'http' is not a number"),
+        ("https://x.test:+80/h", "port '+80' is not a number"),
+        ("https://x.test:8_0/h", "port '8_0' is not a number"),
+        ("https://x.test:٨٠/h", "port '٨٠' is not a number"),
+    ],
+)
+def test_a_destination_url_port_must_be_a_number_from_1_to_65535(url: str, problem: str):
+    message = parse_error(destination(f'name = "d"\nurl = "{url}"'))
+    assert f"destinations[0].url: {problem}" in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://x.test:1/h", "https://x.test:65535/h", "https://[::1]:8443/h", "http://x.test:/h"],
+)
+def test_a_destination_url_port_in_range_is_accepted(url: str):
+    assert parse(destination(f'name = "d"\nurl = "{url}"'), env={}).destinations[0].url == url
+
+
 @pytest.mark.parametrize("secret", ["x", "whsec_!!", "a2tra2tra2tra2tra2tra2tr"])
 def test_a_signing_secret_must_be_whsec_base64(secret: str):
     message = parse_error(

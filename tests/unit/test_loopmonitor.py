@@ -9,7 +9,7 @@ from hookway.loopmonitor import LoopLagMonitor, MonitorTask
 
 
 def test_pid_in_the_lag_file_name_gives_each_worker_its_own_file():
-    settings = conf.load({"HOOKWAY_LOOP_LAG_FILE": "/tmp/lag-{pid}.json"})
+    settings = conf.load({"HOOKWAY_LOOP_LAG_FILE": "/tmp/lag-{pid}.json", "DEBUG": "true"})
     assert settings.loop_lag_file == Path(f"/tmp/lag-{os.getpid()}.json")
 
 

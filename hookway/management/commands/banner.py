@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from hookway import conf
 
 
 class Command(BaseCommand):
@@ -26,3 +29,11 @@ Send a demo webhook:
     -d '{{"event_name": "push", "ref": "main"}}'
 """
         )
+        if settings.SECRET_KEY == conf.DEVELOPMENT_SECRET_KEY:
+            self.stdout.write(
+                f"""
+This process uses a development SECRET_KEY (demo mode): it is public, so never
+expose this server. For anything but a local demo, set a real one:
+  export SECRET_KEY="$({conf.MAKE_A_KEY})"
+"""
+            )

@@ -1,0 +1,65 @@
+"""Secret references and how to show them without showing them.
+
+A secret in a source's ``secrets`` or a destination's ``signing_secret`` is a literal or
+``env:NAME`` (read from the environment when it is used). Anything that lists sources or
+destinations (the admin today) shows a secret as ``set, fingerprint 3f9a1c2b``: the first
+8 hex digits of its SHA-256, enough to tell two secrets apart or match one against a
+sender's settings, never the value. An ``env:`` reference is not itself secret: it is
+shown by name, with whether the variable is set.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+
+
+def resolve_secret(ref: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Return the secret a reference names (``env:NAME`` or a literal); None if unset."""
+    env = os.environ if env is None else env
+    if ref.startswith("env:"):
+        value = env.get(ref[4:])
+        return value if value else None
+    return ref
+
+
+def fingerprint(value: str) -> str:
+    """Return the first 8 hex digits of the SHA-256 of ``value`` (UTF-8)."""
+    # surrogatepass: a stored secret is any str, and this must never raise.
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def describe_ref(ref: str, env: Mapping[str, str] | None = None) -> str:
+    """Return ``set, fingerprint …`` for a literal, ``env:NAME (set, fingerprint …)`` or
+    ``env:NAME (not set)`` for a reference; never the secret."""
+    if ref.startswith("env:"):
+        value = resolve_secret(ref, env)
+        return (
+            f"{ref} (not set)"
+            if value is None
+            else f"{ref} (set, fingerprint {fingerprint(value)})"
+        )
+    return f"set, fingerprint {fingerprint(ref)}"
+
+
+def describe(refs: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """Return ``none``, or ``N secret(s): `` and each reference as describe_ref gives it."""
+    if not refs:
+        return "none"
+    described = "; ".join(describe_ref(str(ref), env) for ref in refs)
+    return f"{len(refs)} secret{'' if len(refs) == 1 else 's'}: {described}"
+
+
+def decode_whsec(secret: str) -> bytes | None:
+    """Return the key bytes of a Standard Webhooks ``whsec_<base64>`` secret, or None."""
+    encoded = secret.removeprefix("whsec_")
+    # The reference libraries pad the secret themselves, so senders may hand it out bare.
+    encoded += "=" * (-len(encoded) % 4)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return key or None

@@ -1,0 +1,53 @@
+"""The admin checks a destination's URL as the config file does: an absolute http(s) URL
+whose port, if any, is a number from 1 to 65535."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from hookway.models import Destination
+
+ADD = "/admin/hookway/destination/add/"
+
+
+@pytest.fixture
+def admin_client(db: None) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    return client
+
+
+def form(url: str) -> dict[str, str]:
+    return {
+        "name": "ci",
+        "url": url,
+        "timeout_seconds": "15",
+        "max_attempts": "10",
+        "concurrency": "20",
+        "enabled": "on",
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://ci.example.com:99999/hooks", "port 99999 is out of range (1-65535)"),
+        ("https://ci.example.com:0/hooks", "port 0 is out of range (1-65535)"),
+        ("ftp://ci.example.com/hooks", "must be an absolute http:// or https:// URL"),
+    ],
+)
+def test_the_admin_refuses_a_destination_url_the_sender_cannot_use(admin_client, url, problem):
+    response = admin_client.post(ADD, form(url))
+
+    assert response.status_code == 200  # the form again, with the error
+    assert problem in response.content.decode()
+    assert not Destination.objects.filter(name="ci").exists()
+
+
+def test_the_admin_accepts_a_destination_url_with_a_valid_port(admin_client):
+    response = admin_client.post(ADD, form("https://ci.example.com:8443/hooks"))
+
+    assert response.status_code == 302, response.content[:2000]
+    assert Destination.objects.get(name="ci").url == "https://ci.example.com:8443/hooks"

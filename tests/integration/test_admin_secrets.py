@@ -1,0 +1,324 @@
+"""Secrets are write-only in the admin: source secrets and destination signing secrets are
+shown as "set, fingerprint …" (env: references by name), replaced through a field that
+never shows a value, and never appear in a page, for superusers or view-only staff, nor
+in the admin's history."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+from hookway.models import Destination, Source
+
+ADMIN = "/admin/hookway"
+SOURCE_LITERAL = "source-literal-secret-7c1e"
+ENV_VALUE = "source-env-secret-value-93ab"
+MANAGED_LITERAL = "managed-source-secret-55d0"
+SIGNING = "whsec_" + base64.b64encode(b"destination-signing-key-000001").decode()
+MANAGED_SIGNING = "whsec_" + base64.b64encode(b"managed-signing-key-0000000002").decode()
+NEW_LITERAL = "replacement-secret-e4f2"
+NEW_SIGNING = "whsec_" + base64.b64encode(b"replacement-signing-key-000003").decode()
+EVERY_SECRET = [
+    SOURCE_LITERAL,
+    ENV_VALUE,
+    MANAGED_LITERAL,
+    SIGNING,
+    MANAGED_SIGNING,
+    NEW_LITERAL,
+    NEW_SIGNING,
+]
+
+
+def fp(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:8]
+
+
+def assert_no_secret(page: str) -> None:
+    for secret in EVERY_SECRET:
+        assert secret not in page, secret
+        # Nor a recognisable piece of one (a JSON list, a truncated value).
+        assert secret[:12] not in page, secret
+
+
+@pytest.fixture
+def records(db: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("HOOKWAY_TEST_GH_TOKEN", ENV_VALUE)
+    return {
+        "source": Source.objects.create(
+            slug="gh", verify="github", secrets=[SOURCE_LITERAL, "env:HOOKWAY_TEST_GH_TOKEN"]
+        ),
+        "managed_source": Source.objects.create(
+            slug="cfg", verify="token", secrets=[MANAGED_LITERAL], managed=True
+        ),
+        "destination": Destination.objects.create(
+            name="ci", url="https://ci.example.com/hooks", signing_secret=SIGNING
+        ),
+        "managed_destination": Destination.objects.create(
+            name="cfg-dest",
+            url="https://cfg.example.com/",
+            signing_secret=MANAGED_SIGNING,
+            managed=True,
+        ),
+        "env_destination": Destination.objects.create(
+            name="env-dest", url="https://env.example.com/", signing_secret="env:HOOKWAY_NO_SUCH"
+        ),
+    }
+
+
+@pytest.fixture
+def superuser(db: None) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    return client
+
+
+@pytest.fixture
+def viewer(db: None) -> Client:
+    user = User.objects.create_user("viewer", "viewer@example.com", "pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_source", "view_destination"])
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def page(client: Client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code)
+    return response.content.decode()
+
+
+SOURCE_SUMMARY = (
+    f"2 secrets: set, fingerprint {fp(SOURCE_LITERAL)}; "
+    f"env:HOOKWAY_TEST_GH_TOKEN (set, fingerprint {fp(ENV_VALUE)})"
+)
+
+
+# -- nothing shows a secret ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["superuser", "viewer"])
+def test_source_pages_show_fingerprints_never_secrets(request, records, who):
+    client = request.getfixturevalue(who)
+    source, managed = records["source"], records["managed_source"]
+
+    listing = page(client, f"{ADMIN}/source/")
+    change = page(client, f"{ADMIN}/source/{source.pk}/change/")
+    managed_page = page(client, f"{ADMIN}/source/{managed.pk}/change/")
+
+    for html in (listing, change, managed_page):
+        assert_no_secret(html)
+    assert SOURCE_SUMMARY in change
+    assert SOURCE_SUMMARY in listing
+    assert f"1 secret: set, fingerprint {fp(MANAGED_LITERAL)}" in managed_page
+
+
+@pytest.mark.parametrize("who", ["superuser", "viewer"])
+def test_destination_pages_show_fingerprints_never_secrets(request, records, who):
+    client = request.getfixturevalue(who)
+
+    listing = page(client, f"{ADMIN}/destination/")
+    change = page(client, f"{ADMIN}/destination/{records['destination'].pk}/change/")
+    managed = page(client, f"{ADMIN}/destination/{records['managed_destination'].pk}/change/")
+    env = page(client, f"{ADMIN}/destination/{records['env_destination'].pk}/change/")
+
+    for html in (listing, change, managed, env):
+        assert_no_secret(html)
+    assert f"set, fingerprint {fp(SIGNING)}" in change
+    assert f"set, fingerprint {fp(MANAGED_SIGNING)}" in managed
+    assert "env:HOOKWAY_NO_SUCH (not set)" in env
+    assert f"set, fingerprint {fp(SIGNING)}" in listing
+
+
+def test_a_view_only_user_gets_no_field_to_replace_secrets(viewer, records):
+    change = page(viewer, f"{ADMIN}/source/{records['source'].pk}/change/")
+    assert 'name="new_secrets"' not in change
+    assert 'name="_save"' not in change
+
+
+def test_a_managed_entry_offers_no_field_to_replace_its_secrets(superuser, records):
+    source = page(superuser, f"{ADMIN}/source/{records['managed_source'].pk}/change/")
+    destination = page(
+        superuser, f"{ADMIN}/destination/{records['managed_destination'].pk}/change/"
+    )
+
+    assert 'name="new_secrets"' not in source
+    assert 'name="clear_secrets"' not in source
+    assert 'name="new_signing_secret"' not in destination
+
+
+def test_a_managed_entrys_secrets_cannot_be_replaced_by_a_crafted_post(superuser, records):
+    source = records["managed_source"]
+    superuser.post(
+        f"{ADMIN}/source/{source.pk}/change/",
+        {"new_secrets": NEW_LITERAL, "clear_secrets": "on"},
+    )
+    source.refresh_from_db()
+    assert source.secrets == [MANAGED_LITERAL]
+
+
+# -- replacing --------------------------------------------------------------------------
+
+
+def source_form(**overrides: str) -> dict[str, str]:
+    return {
+        "slug": "gh",
+        "verify": "github",
+        "max_body_bytes": "1048576",
+        "enabled": "on",
+        "new_secrets": "",
+        **overrides,
+    }
+
+
+def destination_form(**overrides: str) -> dict[str, str]:
+    return {
+        "name": "ci",
+        "url": "https://ci.example.com/hooks",
+        "timeout_seconds": "15",
+        "max_attempts": "10",
+        "concurrency": "20",
+        "enabled": "on",
+        "new_signing_secret": "",
+        **overrides,
+    }
+
+
+def test_a_blank_field_keeps_the_current_secrets(superuser, records):
+    source = records["source"]
+
+    response = superuser.post(
+        f"{ADMIN}/source/{source.pk}/change/", source_form(max_body_bytes="2048")
+    )
+
+    assert response.status_code == 302
+    source.refresh_from_db()
+    assert source.max_body_bytes == 2048
+    assert source.secrets == [SOURCE_LITERAL, "env:HOOKWAY_TEST_GH_TOKEN"]
+
+
+def test_secrets_are_replaced_one_per_line(superuser, records):
+    source = records["source"]
+
+    response = superuser.post(
+        f"{ADMIN}/source/{source.pk}/change/",
+        source_form(new_secrets=f"  {NEW_LITERAL}  \r\n\r\nenv:HOOKWAY_TEST_GH_TOKEN\r\n"),
+    )
+
+    assert response.status_code == 302
+    source.refresh_from_db()
+    assert source.secrets == [NEW_LITERAL, "env:HOOKWAY_TEST_GH_TOKEN"]
+    assert_no_secret(page(superuser, response["Location"]))
+
+
+def test_secrets_can_be_removed(superuser, records):
+    source = records["source"]
+
+    response = superuser.post(
+        f"{ADMIN}/source/{source.pk}/change/", source_form(clear_secrets="on")
+    )
+
+    assert response.status_code == 302
+    source.refresh_from_db()
+    assert source.secrets == []
+
+
+def test_replacing_and_removing_at_once_is_refused(superuser, records):
+    source = records["source"]
+
+    response = superuser.post(
+        f"{ADMIN}/source/{source.pk}/change/",
+        source_form(new_secrets=NEW_LITERAL, clear_secrets="on"),
+    )
+
+    assert response.status_code == 200
+    assert "not both" in response.content.decode()
+    source.refresh_from_db()
+    assert source.secrets == [SOURCE_LITERAL, "env:HOOKWAY_TEST_GH_TOKEN"]
+
+
+def test_an_env_reference_without_a_name_is_refused(superuser, records):
+    source = records["source"]
+
+    response = superuser.post(
+        f"{ADMIN}/source/{source.pk}/change/", source_form(new_secrets="env:")
+    )
+
+    assert response.status_code == 200
+    assert "needs a variable name" in response.content.decode()
+
+
+def test_a_form_with_errors_does_not_echo_the_new_secrets(superuser, records):
+    source, destination = records["source"], records["destination"]
+
+    bad_source = superuser.post(
+        f"{ADMIN}/source/{source.pk}/change/",
+        source_form(slug="Not A Slug", new_secrets=NEW_LITERAL),
+    )
+    bad_destination = superuser.post(
+        f"{ADMIN}/destination/{destination.pk}/change/",
+        destination_form(url="https://ci.example.com:99999/", new_signing_secret=NEW_SIGNING),
+    )
+
+    for response in (bad_source, bad_destination):
+        assert response.status_code == 200
+        assert "errornote" in response.content.decode()
+        assert_no_secret(response.content.decode())
+
+
+def test_a_signing_secret_is_replaced_kept_or_removed(superuser, records):
+    destination = records["destination"]
+    url = f"{ADMIN}/destination/{destination.pk}/change/"
+
+    assert superuser.post(url, destination_form(concurrency="5")).status_code == 302
+    destination.refresh_from_db()
+    assert (destination.signing_secret, destination.concurrency) == (SIGNING, 5)
+
+    assert superuser.post(url, destination_form(new_signing_secret=NEW_SIGNING)).status_code == 302
+    destination.refresh_from_db()
+    assert destination.signing_secret == NEW_SIGNING
+
+    response = superuser.post(url, destination_form(clear_signing_secret="on"))
+    assert response.status_code == 302
+    destination.refresh_from_db()
+    assert destination.signing_secret == ""
+    assert "not set" in page(superuser, url)
+
+
+def test_entries_created_in_the_admin_get_their_secrets(superuser, db):
+    source = superuser.post(
+        f"{ADMIN}/source/add/", source_form(slug="manual", new_secrets=f"{NEW_LITERAL}\nenv:X")
+    )
+    destination = superuser.post(
+        f"{ADMIN}/destination/add/", destination_form(name="new", new_signing_secret=NEW_SIGNING)
+    )
+
+    assert (source.status_code, destination.status_code) == (302, 302)
+    assert Source.objects.get(slug="manual").secrets == [NEW_LITERAL, "env:X"]
+    assert Destination.objects.get(name="new").signing_secret == NEW_SIGNING
+    assert_no_secret(page(superuser, f"{ADMIN}/source/add/"))
+
+
+def test_the_history_never_records_a_secret(superuser, records):
+    source, destination = records["source"], records["destination"]
+    superuser.post(f"{ADMIN}/source/{source.pk}/change/", source_form(new_secrets=NEW_LITERAL))
+    superuser.post(
+        f"{ADMIN}/destination/{destination.pk}/change/",
+        destination_form(new_signing_secret=NEW_SIGNING),
+    )
+    superuser.post(f"{ADMIN}/source/add/", source_form(slug="manual", new_secrets=NEW_LITERAL))
+
+    entries = list(LogEntry.objects.all())
+    assert len(entries) == 3
+    for entry in entries:
+        assert_no_secret(f"{entry.change_message} {entry.object_repr} {entry}")
+    assert_no_secret(page(superuser, f"{ADMIN}/source/{source.pk}/history/"))
+    assert_no_secret(page(superuser, f"{ADMIN}/destination/{destination.pk}/history/"))
+    assert_no_secret(page(superuser, "/admin/"))  # the recent actions list
