@@ -134,7 +134,9 @@ def test_kill_9_mid_run_loses_nothing_and_duplicates_only_what_was_in_flight(rec
 
 
 def test_several_dispatchers_share_the_queue_without_sending_twice(receiver, dispatchers):
-    target = receiver(lambda request, n: Reply(delay=0.02))
+    # 1.5 s of work for one dispatcher: long enough that a process starting a second
+    # late on a loaded machine still finds work left to share.
+    target = receiver(lambda request, n: Reply(delay=0.1))
     ids = make_events(target, 300, concurrency=100)
 
     workers = [dispatchers("--until-empty", "--concurrency", "20") for _ in range(3)]
