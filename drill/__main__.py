@@ -245,13 +245,14 @@ class Drill:
             for process in processes:
                 life = process.check_exit()
                 if life is not None:
-                    self.timeline.mark(f"{life.role} (pid {life.pid}) {life.how}")
+                    self.timeline.mark(f"{life.role} (pid {life.pid}) {life.how}", fault=True)
             if self.timeline.now() >= next_progress and not load_done.is_set():
                 next_progress += 10.0
                 self._progress(sender)
             await asyncio.sleep(0.5)
 
     def _progress(self, sender: Sender) -> None:
+        """One line of how the load is going (printed, not kept in the report)."""
         answers = sender.answers
         acked = sum(1 for h in sender.webhooks.values() if h.acked)
         n503 = sum(1 for a in answers if a.status == 503)
@@ -264,7 +265,7 @@ class Drill:
         delivered = " ".join(
             f"{name} {len(accepted.get(name, ())):,}" for name in ("steady", "trickle", "flap")
         )
-        self.timeline.mark(
+        self.timeline.say(
             f"sent {len(sender.webhooks):,}, acked {acked:,} | 503 {n503:,}, errors {errors:,}, "
             f"no answer {late:,} | delivered: {delivered}"
         )
@@ -312,7 +313,7 @@ class Drill:
                 return note
             if now >= next_note:
                 next_note = now + 5
-                tl.mark(f"draining: {summary}")
+                tl.say(f"draining: {summary}")
             await asyncio.sleep(1.0)
 
     def _dump(self, data: RunData) -> None:

@@ -72,11 +72,15 @@ def worker_pid(worker: str) -> int | None:
 
 
 def classify_repeat(
-    accepted: AttemptRow | None, texts: HookwayTexts, killed_pids: set[int]
+    accepted: AttemptRow | None,
+    resent_at: float | None,
+    texts: HookwayTexts,
+    killed_at: dict[int, float],
 ) -> tuple[str, str]:
     """Why a delivery was sent again after the receiver accepted the copy that
-    ``accepted`` (its attempt row) carried. Returns (cause, detail): cause is one of
-    CAUSES; detail is the evidence, in a few words."""
+    ``accepted`` (its attempt row) carried; ``resent_at`` is when the next copy's attempt
+    started and ``killed_at`` maps the pids the drill killed to when (both epoch
+    seconds). Returns (cause, detail): cause is one of CAUSES; detail is the evidence."""
     if accepted is None:
         return UNEXPLAINED, "no attempt row for the accepted copy"
     n = accepted.number
@@ -88,7 +92,8 @@ def classify_repeat(
         return UNEXPLAINED, f"attempt {n} is still recorded in flight, yet sent again"
     if error.startswith(texts.lease_expired):
         pid = worker_pid(accepted.worker)
-        if pid is not None and pid in killed_pids:
+        killed = killed_at.get(pid) if pid is not None else None
+        if killed is not None and (resent_at is None or killed <= resent_at):
             return KILLED, f"attempt {n}: its dispatcher (pid {pid}) was killed"
         return UNEXPLAINED, (
             f"attempt {n}: lease expired while its dispatcher (pid {pid}) was alive"

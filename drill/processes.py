@@ -29,9 +29,12 @@ KILLED = "kill -9 by the drill"
 
 @dataclass
 class Life:
+    """One OS process's life; times are time.monotonic() readings
+    (Timeline.at_monotonic places them on the drill's timeline)."""
+
     role: str
     pid: int
-    started: float  # timeline seconds
+    started: float
     ready: float | None = None
     ended: float | None = None
     how: str = ""  # how it ended
@@ -114,7 +117,7 @@ class HookwayProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.lives.append(Life(self.role, self.proc.pid, self.timeline.now()))
+        self.lives.append(Life(self.role, self.proc.pid, time.monotonic()))
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until it serves (web: /healthz answers 200; dispatcher: it logged that it
@@ -125,7 +128,7 @@ class HookwayProcess:
                 raise DrillSetupError(f"{self.role} exited while starting:\n{self.log_tail()}")
             if self._ready():
                 assert self.life is not None
-                self.life.ready = self.timeline.now()
+                self.life.ready = time.monotonic()
                 return
             time.sleep(0.1)
         raise DrillSetupError(f"{self.role} not ready within {timeout:g}s:\n{self.log_tail()}")
@@ -191,7 +194,7 @@ class HookwayProcess:
     def _ended(self, how: str) -> None:
         life = self.life
         if life is not None and life.ended is None:
-            life.ended = self.timeline.now()
+            life.ended = time.monotonic()
             life.how = how
 
     def cleanup(self) -> None:

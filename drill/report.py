@@ -16,6 +16,7 @@ a drill too starved of CPU to time answers well.
 from __future__ import annotations
 
 import collections
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,7 +156,12 @@ class Analysis:
         for a in sorted(stored.attempts, key=lambda a: a.number):
             self.attempts_of[a.delivery_id].append(a)
         self.role_of = {life.pid: life for life in data.lives}
-        self.killed_pids = {life.pid for life in data.lives if life.killed}
+        # When each killed process died, as wall-clock time (comparable with started_at).
+        self.killed_at = {
+            life.pid: data.timeline.wall0 + data.timeline.at_monotonic(life.ended)
+            for life in data.lives
+            if life.killed and life.ended is not None
+        }
 
     def run(self) -> Report:
         r = self.report
@@ -407,12 +413,15 @@ class Analysis:
             duplicated += 1
             hits.sort(key=lambda h: h.at)
             numbers = [h.attempt for h in hits]
-            for hit in hits[:-1]:
+            for hit, following in itertools.pairwise(hits):
                 if numbers.count(hit.attempt) > 1:
                     cause, detail = causes.UNEXPLAINED, f"attempt {hit.attempt} arrived twice"
                 else:
                     row = self.attempts.get((webhook_id, hit.attempt or 0))
-                    cause, detail = causes.classify_repeat(row, self.data.texts, self.killed_pids)
+                    resent = self.attempts.get((webhook_id, following.attempt or 0))
+                    cause, detail = causes.classify_repeat(
+                        row, resent.started_at if resent else None, self.data.texts, self.killed_at
+                    )
                 by_cause[name][cause] += 1
                 if cause == causes.UNEXPLAINED:
                     unexplained.append((name, webhook_id, detail))
@@ -535,19 +544,22 @@ class Analysis:
         window = (self.config.duration - 20, self.config.duration)
         for life in d.lives:
             times = per_pid.get(life.pid, [])
+            ready, ended = self._t(life.ready), self._t(life.ended)
             rows.append(
                 [
                     life.role,
                     str(life.pid),
-                    f"{life.started:.1f}",
-                    f"{life.ready:.1f}" if life.ready is not None else "-",
-                    f"{life.ended:.1f}" if life.ended is not None else "-",
+                    f"{self._t(life.started) or 0.0:.1f}",
+                    f"{ready:.1f}" if ready is not None else "-",
+                    f"{ended:.1f}" if ended is not None else "-",
                     life.how or "running",
                     len(times),
                     f"{max(times):.1f}" if times else "-",
                 ]
             )
-            lived_through = (life.ready or 1e9) <= window[0] and (life.ended or 1e9) >= window[1]
+            lived_through = (
+                ready is not None and ready <= window[0] and (ended is None or ended >= window[1])
+            )
             if lived_through and not any(window[0] <= t <= window[1] for t in times):
                 last = f"{max(times):.1f}s" if times else "never"
                 silent.append(f"{life.role} pid {life.pid} (last attempt at t={last})")
@@ -564,9 +576,8 @@ class Analysis:
             "no Hookway process exited on its own",
             not unexpected,
             ", ".join(
-                f"{x.role} pid {x.pid} at t={x.ended:.1f}s: {x.how}"
+                f"{x.role} pid {x.pid} at t={self._t(x.ended) or 0.0:.1f}s: {x.how}"
                 for x in unexpected
-                if x.ended is not None
             )
             or f"{len(d.lives)} process lives",
         )
@@ -576,6 +587,12 @@ class Analysis:
             "stopped: " + "; ".join(silent) if silent else "yes",
             warn_only=True,
         )
+
+    def _t(self, monotonic: float | None) -> float | None:
+        """Timeline seconds of a Life's time (None if it has none)."""
+        if monotonic is None:
+            return None
+        return self.data.timeline.at_monotonic(monotonic)
 
     def drill_checks(self) -> None:
         d = self.data

@@ -36,6 +36,10 @@ class Timeline:
     def now(self) -> float:
         return time.monotonic() - self._t0
 
+    def at_monotonic(self, t: float) -> float:
+        """Timeline seconds of a time.monotonic() reading."""
+        return t - self._t0
+
     def at_wall(self, epoch: float) -> float:
         """Timeline seconds of a wall-clock (epoch) time."""
         return epoch - self.wall0
@@ -46,5 +50,10 @@ class Timeline:
         with self._lock:
             self.marks.append(mark)
         if not quiet:
-            when = f"{mark.at:7.1f}s" if self._loading else f"setup {mark.at:4.1f}s"
-            print(f"[{when}] {what}", flush=True)
+            self.say(what, mark.at)
+
+    def say(self, what: str, at: float | None = None) -> None:
+        """Print with the time, without keeping it (progress lines)."""
+        at = self.now() if at is None else at
+        when = f"{at:7.1f}s" if self._loading else f"setup {at:4.1f}s"
+        print(f"[{when}] {what}", flush=True)
