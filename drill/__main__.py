@@ -6,7 +6,8 @@
 2. Load: the sender posts ``--rate`` webhooks a second for ``--duration`` seconds while
    the faults run (drill/faults.py).
 3. Drain: faults stop; wait until no delivery is pending (at most ``--drain`` seconds,
-   less if nothing moves for 30 s), then SIGTERM both processes.
+   less if nothing moves for 30 s). Then, Hookway idle, a storm of connection
+   terminations and 20 canary webhooks, drained in turn; then SIGTERM both processes.
 4. Report: the checks (drill/report.py), printed and written to var/drill/report.md.
 
 Exit status: 0 the promise held, 1 it did not (see the FAIL checks), 2 the drill could
@@ -126,6 +127,7 @@ class Drill:
         self.timeline = Timeline()
         self.hits = HitLog()
         self.lag_max = 0.0
+        self.canaries: list[int] = []
 
     async def run(self, wall_start: float) -> int:
         c = self.config
@@ -192,7 +194,10 @@ class Drill:
             acked = sum(1 for h in sender.webhooks.values() if h.acked)
             tl.mark(f"sender done: {acked:,} of {len(sender.webhooks):,} webhooks acked")
 
-            drained = await self._drain(db)
+            drained = await self._drain(db, c.stall, c.drain)
+            if "terminate-idle" not in c.skip:
+                await self._idle_fault(db, sender)
+                drained += "; canaries: " + await self._drain(db, 15.0, 30.0)
             tl.mark("stopping Hookway (SIGTERM)")
             await asyncio.gather(*(asyncio.to_thread(p.terminate, 20.0) for p in processes))
             watch.cancel()
@@ -215,6 +220,7 @@ class Drill:
                 loop_lag_max=self.lag_max,
                 started_at=started_at,
                 wall_seconds=time.monotonic() - wall_start,
+                canaries=self.canaries,
             )
             self._dump(data)
             report = analyse(data)
@@ -278,10 +284,31 @@ class Drill:
             await asyncio.sleep(0.1)
             self.lag_max = max(self.lag_max, loop.time() - before - 0.1)
 
-    async def _drain(self, db: DrillDatabase) -> str:
-        """Wait until no delivery is pending; give up after ``drain`` seconds, or after
-        ``stall`` seconds in which neither the database nor the receivers saw progress."""
+    async def _idle_fault(self, db: DrillDatabase, sender: Sender) -> None:
+        """Break the idle processes' database connections again and again (a database
+        restart), then check that new webhooks are still delivered (the canaries join
+        the acked webhooks the report checks)."""
         c = self.config
+        if db.kind != "postgres":
+            self.timeline.mark("idle: terminating connections skipped (PostgreSQL only)")
+        else:
+            self.timeline.mark(
+                f"idle: terminating Hookway's database connections every "
+                f"{c.storm_every * 1000:g} ms for {c.idle_storm:g}s",
+                fault=True,
+            )
+            count = await asyncio.to_thread(db.terminate_storm, c.idle_storm, c.storm_every)
+            self.timeline.mark(f"idle: storm over, {count} connections terminated")
+        await asyncio.sleep(c.idle_wait)
+        self.timeline.mark(f"idle: sending {c.canaries} canary webhooks")
+        hooks = await sender.send_more(c.canaries, within=c.sender_timeout)
+        self.canaries = [h.seq for h in hooks]
+        acked = sum(1 for h in hooks if h.acked)
+        self.timeline.mark(f"canaries: {acked} of {len(hooks)} acked")
+
+    async def _drain(self, db: DrillDatabase, stall: float, bound: float) -> str:
+        """Wait until no delivery is pending; give up after ``bound`` seconds, or after
+        ``stall`` seconds in which neither the database nor the receivers saw progress."""
         tl = self.timeline
         start = tl.now()
         last: object = None
@@ -297,18 +324,18 @@ class Drill:
             pending = states.get("pending", 0)
             summary = ", ".join(f"{n:,} {s}" for s, n in sorted(states.items()))
             if states and pending == 0:
-                note = f"drained {now - start:.1f}s after the load ({summary})"
+                note = f"drained in {now - start:.1f}s ({summary})"
                 tl.mark(note)
                 return note
             progress = (tuple(sorted(states.items())), len(self.hits))
             if progress != last:
                 last, last_change = progress, now
-            if now - last_change >= c.stall:
-                note = f"NOT drained: nothing moved for {c.stall:g}s ({summary})"
+            if now - last_change >= stall:
+                note = f"NOT drained: nothing moved for {stall:g}s ({summary})"
                 tl.mark(note)
                 return note
-            if now - start >= c.drain:
-                note = f"NOT drained within {c.drain:g}s ({summary})"
+            if now - start >= bound:
+                note = f"NOT drained within {bound:g}s ({summary})"
                 tl.mark(note)
                 return note
             if now >= next_note:

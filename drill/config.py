@@ -16,7 +16,7 @@ SOURCE = "drill"
 TOKEN = "drill-token"
 EVENT_NAME = "drill.tick"
 DESTINATIONS = ("steady", "trickle", "flap")
-FAULTS = ("kill-dispatcher", "kill-web", "lock", "trickle", "terminate", "flap")
+FAULTS = ("kill-dispatcher", "kill-web", "lock", "trickle", "terminate", "flap", "terminate-idle")
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,21 @@ class DrillConfig:
     restart_after: float = 3.0  # a killed process comes back this long after the kill
     flap_phase: float = 3.0  # flap changes state this often
     trickle_window: float = 15.0  # requests arriving in it trickle
+    # A failover: Hookway's connections are terminated, then again as it reconnects.
+    terminations: int = 5
+    terminate_every: float = 1.0
     # Receivers accept a webhook, work on it this long, then answer 200: a dispatcher
     # killed meanwhile leaves deliveries the receiver processed but Hookway never recorded.
-    receiver_work: float = 0.1
+    receiver_work: float = 0.02
+    # After the drain, with Hookway idle: terminate its database connections every
+    # storm_every seconds for idle_storm seconds (as a database restart would), wait,
+    # then send canaries that must be delivered too. A single termination under load
+    # rarely hits a dispatcher between two of its queries; a storm does, so a database
+    # error on any path of the dispatcher's loop shows up.
+    idle_storm: float = 5.0
+    storm_every: float = 0.02
+    idle_wait: float = 2.0
+    canaries: int = 20
     trickle_byte_every: float = 2.0
 
     @property

@@ -88,6 +88,11 @@ class DrillDatabase:
         """Terminate Hookway's connections; how many, or None where unsupported."""
         return None
 
+    def terminate_storm(self, seconds: float, every: float) -> int | None:
+        """Terminate Hookway's connections every ``every`` seconds for ``seconds``; how
+        many in all, or None where unsupported. Blocking."""
+        return None
+
     def hold_write_lock(self, seconds: float, on_taken: Callable[[], None]) -> float:
         """Take the lock every ingest commit needs, hold it ``seconds``, release it.
         Calls ``on_taken`` once held; returns how long it was held. Blocking."""
@@ -174,15 +179,26 @@ class PostgresDatabase(DrillDatabase):
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
             admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
+    _TERMINATE = (
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid() AND application_name <> %s "
+        "AND backend_type = 'client backend'"
+    )
+
     def terminate_connections(self) -> int:
         with self._connect(autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid() AND application_name <> %s "
-                "AND backend_type = 'client backend'",
-                [self.name, APPLICATION_NAME],
-            ).fetchone()
+            row = conn.execute(self._TERMINATE, [self.name, APPLICATION_NAME]).fetchone()
         return int(row[0]) if row else 0
+
+    def terminate_storm(self, seconds: float, every: float) -> int:
+        total = 0
+        end = time.monotonic() + seconds
+        with self._connect(autocommit=True) as conn:
+            while time.monotonic() < end:
+                row = conn.execute(self._TERMINATE, [self.name, APPLICATION_NAME]).fetchone()
+                total += int(row[0]) if row else 0
+                time.sleep(every)
+        return total
 
     def hold_write_lock(self, seconds: float, on_taken: Callable[[], None]) -> float:
         with self._connect() as conn:

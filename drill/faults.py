@@ -5,8 +5,12 @@
 - hold the write lock ingest needs for 3x HOOKWAY_DB_TIMEOUT (PostgreSQL:
   ``LOCK TABLE hookway_event IN ACCESS EXCLUSIVE MODE``; SQLite: ``BEGIN IMMEDIATE``);
 - open the trickle receiver's window;
-- terminate Hookway's database connections (PostgreSQL only);
+- terminate Hookway's database connections, several times a second apart, as a
+  failover would (PostgreSQL only);
 - and flap the flap receiver throughout.
+
+(After the drain, drill/__main__.py adds one more: a storm of terminations while
+Hookway is idle, then canary webhooks.)
 
 Faults run one after another, each logged with its time. One that can't be carried out
 (a process that doesn't come back, a lock that can't be taken) is recorded in
@@ -123,11 +127,21 @@ class Faults:
         self.timeline.mark("trickle: window closed (answers arriving now are prompt)")
 
     async def _terminate(self) -> None:
-        count = await asyncio.to_thread(self.db.terminate_connections)
-        if count is None:
+        if self.db.kind != "postgres":
             self.timeline.mark("terminate connections: skipped (PostgreSQL only)")
-        else:
-            self.timeline.mark(f"terminated {count} Hookway database connections", fault=True)
+            return
+        c = self.config
+        self.timeline.mark(
+            f"terminating Hookway's database connections {c.terminations} times, "
+            f"{c.terminate_every:g}s apart",
+            fault=True,
+        )
+        counts = []
+        for i in range(c.terminations):
+            if i:
+                await asyncio.sleep(c.terminate_every)
+            counts.append(await asyncio.to_thread(self.db.terminate_connections))
+        self.timeline.mark(f"terminated {' + '.join(str(n) for n in counts)} connections")
 
     async def _flap(self, done: asyncio.Event) -> None:
         modes = itertools.cycle(

@@ -79,33 +79,49 @@ class Sender:
         self.timeline = timeline
         self.webhooks: dict[int, Webhook] = {}
         self.answers: list[Answer] = []
+        self.stop_at = duration  # timeline seconds: no retry is started after this
         self._rng = random.Random(run_id)
 
-    def webhook(self, seq: int) -> Webhook:
+    def webhook(self) -> Webhook:
+        """A new webhook with the next seq (remembered in ``webhooks``)."""
+        seq = len(self.webhooks) + 1
         key = f"{self.run_id}-{seq}"
         body = json.dumps(
             {"event_name": EVENT_NAME, "seq": seq, "run": self.run_id, "key": key},
             separators=(",", ":"),
         ).encode()
-        return Webhook(seq, key, body, self.timeline.now())
+        hook = Webhook(seq, key, body, self.timeline.now())
+        self.webhooks[seq] = hook
+        return hook
+
+    @staticmethod
+    def _client() -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=5000, max_keepalive_connections=200)
+        transport = AiohttpTransport(limits=limits, trust_env=False)
+        return httpx.AsyncClient(transport=transport, timeout=None)
 
     async def run(self) -> None:
         """Send for ``duration`` seconds at ``rate``; return once every webhook was acked
         or given up (at most one client timeout after the load ends)."""
         loop = asyncio.get_running_loop()
-        limits = httpx.Limits(max_connections=5000, max_keepalive_connections=200)
-        transport = AiohttpTransport(limits=limits, trust_env=False)
-        async with httpx.AsyncClient(transport=transport, timeout=None) as client:
+        async with self._client() as client:
             start = loop.time()
             tasks = []
             for i in range(round(self.duration * self.rate)):
                 delay = start + i / self.rate - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                hook = self.webhook(i + 1)
-                self.webhooks[hook.seq] = hook
-                tasks.append(asyncio.create_task(self._deliver(client, hook)))
+                tasks.append(asyncio.create_task(self._deliver(client, self.webhook())))
             await asyncio.gather(*tasks)
+
+    async def send_more(self, count: int, within: float) -> list[Webhook]:
+        """Send ``count`` more webhooks at once, retrying each for up to ``within``
+        seconds; return them."""
+        self.stop_at = self.timeline.now() + within
+        hooks = [self.webhook() for _ in range(count)]
+        async with self._client() as client:
+            await asyncio.gather(*(self._deliver(client, hook) for hook in hooks))
+        return hooks
 
     async def _deliver(self, client: httpx.AsyncClient, hook: Webhook) -> None:
         headers = {
@@ -143,8 +159,8 @@ class Sender:
                 return
             wait = min(max(backoff, retry_after), MAX_BACKOFF) * self._rng.uniform(0.8, 1.2)
             backoff = min(backoff * 2, MAX_BACKOFF)
-            if now + wait > self.duration:
-                hook.gave_up = "load ended before a 2xx"
+            if now + wait > self.stop_at:
+                hook.gave_up = "no 2xx before the sender stopped"
                 return
             await asyncio.sleep(wait)
 
