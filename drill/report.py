@@ -260,9 +260,9 @@ class Analysis:
             self.report.check(
                 "ingest: canaries acked at once (the database was healthy again)",
                 not refused_canaries,
-                f"{len(refused_canaries)} of {len(self.data.canaries)} first answered "
+                f"{len(refused_canaries)} of {len(self.data.canaries)} first got "
                 + ", ".join(
-                    f"{k}: {n}"
+                    f"{n} x {k}"
                     for k, n in collections.Counter(
                         str(a.status) if a.status else a.error for a in refused_canaries
                     ).items()
