@@ -46,7 +46,7 @@ class DrillConfig:
     flap_phase: float = 3.0  # flap changes state this often
     trickle_window: float = 15.0  # requests arriving in it trickle
     # A failover: Hookway's connections are terminated, then again as it reconnects.
-    terminations: int = 5
+    terminations: int = 10
     terminate_every: float = 1.0
     # Receivers accept a webhook, work on it this long, then answer 200: a dispatcher
     # killed meanwhile leaves deliveries the receiver processed but Hookway never recorded.
