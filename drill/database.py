@@ -137,7 +137,7 @@ class PostgresDatabase(DrillDatabase):
     kind = "postgres"
 
     def __init__(self, url: str) -> None:
-        from psycopg.conninfo import conninfo_to_dict
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
         self.url = url
         params = conninfo_to_dict(url)
@@ -149,7 +149,7 @@ class PostgresDatabase(DrillDatabase):
                 f"refusing to use database {self.name!r}: the drill drops and recreates it, so "
                 "its name must be a plain identifier containing 'drill' (e.g. hookway_drill)"
             )
-        self._admin = {**params, "dbname": "postgres"}
+        self._admin = make_conninfo(url, dbname="postgres")
 
     def describe(self) -> str:
         return f"PostgreSQL {self.where}/{self.name}"
@@ -167,7 +167,7 @@ class PostgresDatabase(DrillDatabase):
 
         try:
             admin = psycopg.connect(
-                **self._admin, application_name=APPLICATION_NAME, connect_timeout=5, autocommit=True
+                self._admin, application_name=APPLICATION_NAME, connect_timeout=5, autocommit=True
             )
         except psycopg.Error as exc:
             raise DrillSetupError(
@@ -213,7 +213,7 @@ class PostgresDatabase(DrillDatabase):
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         with self._connect(autocommit=True) as conn:
-            return [tuple(r) for r in conn.execute(sql).fetchall()]  # type: ignore[arg-type]
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
 class SqliteDatabase(DrillDatabase):

@@ -208,7 +208,7 @@ class Analysis:
         ]
         gave_up = collections.Counter(h.gave_up for h in self.hooks.values() if not h.acked)
         sent = len(self.hooks)
-        rows = [
+        rows: list[list[Any]] = [
             ["webhooks sent (unique)", sent],
             [
                 "acked (2xx)",
@@ -252,10 +252,10 @@ class Analysis:
             first.setdefault(a.seq, a)
         if self.data.canaries:
             refused_canaries = [
-                a
+                answer
                 for seq in self.data.canaries
-                if (a := first.get(seq)) is not None
-                and (a.status is None or not 200 <= a.status < 300)
+                if (answer := first.get(seq)) is not None
+                and (answer.status is None or not 200 <= answer.status < 300)
             ]
             self.report.check(
                 "ingest: canaries acked at once (the database was healthy again)",
@@ -302,7 +302,7 @@ class Analysis:
             h.seq for h in self.hooks.values() if not h.acked and self.events_by_key.get(h.key)
         ]
         foreign = sum(len(v) for k, v in self.events_by_key.items() if (k or "") not in self.by_key)
-        rows = [
+        rows: list[list[Any]] = [
             ["event rows", len(stored.events)],
             ["acked webhooks with exactly one row", len(self.acked) - len(lost) - len(doubled)],
             ["acked but not stored", f"{len(lost):,} {_seqs(lost)}".strip()],
