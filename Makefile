@@ -12,12 +12,13 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/hookway
 
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-install bench-smoke superuser
+.PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-install bench-smoke drill superuser
 
 help:
 	@echo "make run    set everything up and serve Hookway on http://$(HOST):$(PORT)"
 	@echo "make test   set everything up and run lint, types and the tests (SQLite + PostgreSQL)"
 	@echo "make bench  run the benchmarks (bench/README.md); make bench-smoke for a quick check"
+	@echo "make drill  fault drill: load while killing processes and breaking the database (docs/operations.md)"
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -76,3 +77,7 @@ bench: bench-install
 
 bench-smoke: bench-install
 	$(RUN) --group bench python -m bench --quick
+
+# Needs PostgreSQL on 127.0.0.1:5432 (DRILL_ARGS="--db sqlite" to run it on SQLite).
+drill: install
+	$(RUN) python -m drill $(DRILL_ARGS)

@@ -1,0 +1,107 @@
+"""Why did a receiver get the same delivery twice?
+
+A receiver accepted a copy of a delivery (answered or began answering 2xx), and then got
+it again. The attempt that carried the accepted copy says why Hookway sent it again: it
+must not have been recorded as a success, and its error must name something that makes
+a resend unavoidable under at-least-once delivery:
+
+- its dispatcher was killed, so the attempt was still in flight when its lease expired
+  (and the process really was killed by the drill: a lease that expires under a
+  living dispatcher explains nothing);
+- its dispatcher stopped (SIGTERM) before it finished and released it;
+- the receiver did not answer within the destination's timeout;
+- the connection failed after the request was sent.
+
+Anything else is unexplained, and fails the drill.
+
+``classify_repeat`` is the one place that reads Hookway's error texts. It takes the
+lease and shutdown texts from Hookway's own constants, and matches the sender's
+timeout and connection errors on their stable beginnings: adjust the prefixes below if
+their wording changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from drill.database import AttemptRow
+
+KILLED = "dispatcher killed (lease expired)"
+RELEASED = "released at shutdown"
+TIMEOUT = "receiver timeout"
+CONNECTION = "connection error"
+UNEXPLAINED = "unexplained"
+CAUSES = (KILLED, RELEASED, TIMEOUT, CONNECTION, UNEXPLAINED)
+
+# hookway.send.sender: TimedOut("timed out after 3 s (ReadTimeout)"), "timed out reading
+# the response after 3 s".
+TIMEOUT_PREFIXES = ("timed out",)
+# hookway.send.sender: ConnectFailed("ReadError: ..."), "reading the response: ...": an
+# exception's class name first. "internal error: ..." (a bug) does not match.
+CONNECTION_ERROR = re.compile(r"^(reading the response: )?[A-Z]\w*(Error|Exception|Reset|Closed)\b")
+
+
+@dataclass(frozen=True)
+class HookwayTexts:
+    lease_expired: str  # hookway.store.deliveries.LEASE_EXPIRED
+    released: str  # hookway.dispatch.dispatcher.SHUTDOWN_REASON
+
+
+def hookway_texts(env: dict[str, str]) -> HookwayTexts:
+    """Import the error texts from Hookway itself (which needs Django set up, with the
+    drill's environment so its settings validate)."""
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "hookway.settings"
+    import django
+
+    django.setup()
+    from hookway.dispatch.dispatcher import SHUTDOWN_REASON
+    from hookway.store.deliveries import LEASE_EXPIRED
+
+    return HookwayTexts(lease_expired=LEASE_EXPIRED, released=SHUTDOWN_REASON)
+
+
+def worker_pid(worker: str) -> int | None:
+    """The process id in a dispatcher's worker id (``host:pid:random``), or None."""
+    parts = worker.rsplit(":", 2)
+    if len(parts) == 3 and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def classify_repeat(
+    accepted: AttemptRow | None,
+    resent_at: float | None,
+    texts: HookwayTexts,
+    killed_at: dict[int, float],
+) -> tuple[str, str]:
+    """Why a delivery was sent again after the receiver accepted the copy that
+    ``accepted`` (its attempt row) carried; ``resent_at`` is when the next copy's attempt
+    started and ``killed_at`` maps the pids the drill killed to when (both epoch
+    seconds). Returns (cause, detail): cause is one of CAUSES; detail is the evidence."""
+    if accepted is None:
+        return UNEXPLAINED, "no attempt row for the accepted copy"
+    n = accepted.number
+    error = accepted.error
+    if accepted.outcome == "success":
+        took = f" after {accepted.duration_ms / 1000:.1f} s" if accepted.duration_ms else ""
+        return UNEXPLAINED, f"attempt {n} was recorded as a success{took}, yet sent again"
+    if accepted.outcome == "in_flight":
+        return UNEXPLAINED, f"attempt {n} is still recorded in flight, yet sent again"
+    if error.startswith(texts.lease_expired):
+        pid = worker_pid(accepted.worker)
+        killed = killed_at.get(pid) if pid is not None else None
+        if killed is not None and (resent_at is None or killed <= resent_at):
+            return KILLED, f"attempt {n}: its dispatcher (pid {pid}) was killed"
+        return UNEXPLAINED, (
+            f"attempt {n}: lease expired while its dispatcher (pid {pid}) was alive"
+        )
+    if error.startswith(texts.released):
+        return RELEASED, f"attempt {n} released at shutdown"
+    if error.startswith(TIMEOUT_PREFIXES):
+        return TIMEOUT, f"attempt {n}: {error[:60]}"
+    if CONNECTION_ERROR.match(error):
+        return CONNECTION, f"attempt {n}: {error[:60]}"
+    return UNEXPLAINED, f"attempt {n} ({accepted.outcome}): {error[:80]!r}"
