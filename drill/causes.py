@@ -14,16 +14,14 @@ a resend unavoidable under at-least-once delivery:
 
 Anything else is unexplained, and fails the drill.
 
-``classify_repeat`` is the one place that reads Hookway's error texts. It takes the
-lease and shutdown texts from Hookway's own constants, and matches the sender's
-timeout and connection errors on their stable beginnings: adjust the prefixes below if
-their wording changes.
+``classify_repeat`` is the one place that reads why an attempt failed: the attempt's
+``error_kind`` (hookway.outbound.ErrorKind), and for an interrupted attempt, Hookway's own
+lease and shutdown texts, to tell a killed dispatcher from a stopped one.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 from drill.database import AttemptRow
@@ -35,12 +33,9 @@ CONNECTION = "connection error"
 UNEXPLAINED = "unexplained"
 CAUSES = (KILLED, RELEASED, TIMEOUT, CONNECTION, UNEXPLAINED)
 
-# hookway.send.sender: TimedOut("timed out after 3 s (ReadTimeout)"), "timed out reading
-# the response after 3 s".
-TIMEOUT_PREFIXES = ("timed out",)
-# hookway.send.sender: ConnectFailed("ReadError: ..."), "reading the response: ...": an
-# exception's class name first. "internal error: ..." (a bug) does not match.
-CONNECTION_ERROR = re.compile(r"^(reading the response: )?[A-Z]\w*(Error|Exception|Reset|Closed)\b")
+# hookway.outbound.ErrorKind values: what a failed attempt ran into.
+TIMEOUT_KINDS = frozenset({"timeout"})
+CONNECTION_KINDS = frozenset({"connection_reset", "connection", "connection_refused"})
 
 
 @dataclass(frozen=True)
@@ -100,8 +95,8 @@ def classify_repeat(
         )
     if error.startswith(texts.released):
         return RELEASED, f"attempt {n} released at shutdown"
-    if error.startswith(TIMEOUT_PREFIXES):
+    if accepted.error_kind in TIMEOUT_KINDS:
         return TIMEOUT, f"attempt {n}: {error[:60]}"
-    if CONNECTION_ERROR.match(error):
+    if accepted.error_kind in CONNECTION_KINDS:
         return CONNECTION, f"attempt {n}: {error[:60]}"
     return UNEXPLAINED, f"attempt {n} ({accepted.outcome}): {error[:80]!r}"

@@ -51,6 +51,7 @@ class AttemptRow:
     delivery_id: str
     number: int
     outcome: str
+    error_kind: str  # hookway.outbound.ErrorKind
     error: str
     worker: str
     started_at: float  # epoch seconds
@@ -120,10 +121,20 @@ class DrillDatabase:
             )
         ]
         attempts = [
-            AttemptRow(str(d), int(n), str(o), str(err or ""), str(w or ""), _epoch(at), ms, code)
-            for d, n, o, err, w, at, ms, code in self.rows(
-                "SELECT delivery_id, number, outcome, error, worker, started_at, duration_ms, "
-                "status_code FROM hookway_attempt"
+            AttemptRow(
+                str(d),
+                int(n),
+                str(o),
+                str(kind or ""),
+                str(err or ""),
+                str(w or ""),
+                _epoch(at),
+                ms,
+                code,
+            )
+            for d, n, o, kind, err, w, at, ms, code in self.rows(
+                "SELECT delivery_id, number, outcome, error_kind, error, worker, started_at, "
+                "duration_ms, status_code FROM hookway_attempt"
             )
         ]
         timeouts = {

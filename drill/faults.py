@@ -74,7 +74,7 @@ class Faults:
                 break
             try:
                 await actions[name]()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a fault that can't run is a reported problem
                 self.problems.append(f"{name}: {type(exc).__name__}: {exc}")
                 self.timeline.mark(f"{name} could not be carried out: {exc}")
         await load_done.wait()
