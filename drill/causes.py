@@ -8,6 +8,9 @@ a resend unavoidable under at-least-once delivery:
 - its dispatcher was killed, so the attempt was still in flight when its lease expired
   (and the process really was killed by the drill: a lease that expires under a
   living dispatcher explains nothing);
+- its dispatcher could not reach the database for longer than its lease (the drill
+  terminates connections), so another dispatcher claimed the delivery again: the
+  attempt's record says so (hookway.store.deliveries.LEASE_LOST);
 - its dispatcher stopped (SIGTERM) before it finished and released it;
 - the receiver did not answer within the destination's timeout;
 - the connection failed after the request was sent.
@@ -27,11 +30,12 @@ from dataclasses import dataclass
 from drill.database import AttemptRow
 
 KILLED = "dispatcher killed (lease expired)"
+LOST = "lease lost (database out of its holder's reach)"
 RELEASED = "released at shutdown"
 TIMEOUT = "receiver timeout"
 CONNECTION = "connection error"
 UNEXPLAINED = "unexplained"
-CAUSES = (KILLED, RELEASED, TIMEOUT, CONNECTION, UNEXPLAINED)
+CAUSES = (KILLED, LOST, RELEASED, TIMEOUT, CONNECTION, UNEXPLAINED)
 
 # hookway.outbound.ErrorKind values: what a failed attempt ran into.
 TIMEOUT_KINDS = frozenset({"timeout"})
@@ -41,6 +45,7 @@ CONNECTION_KINDS = frozenset({"connection_reset", "connection", "connection_refu
 @dataclass(frozen=True)
 class HookwayTexts:
     lease_expired: str  # hookway.store.deliveries.LEASE_EXPIRED
+    lease_lost: str  # hookway.store.deliveries.LEASE_LOST
     released: str  # hookway.dispatch.dispatcher.SHUTDOWN_REASON
 
 
@@ -53,9 +58,11 @@ def hookway_texts(env: dict[str, str]) -> HookwayTexts:
 
     django.setup()
     from hookway.dispatch.dispatcher import SHUTDOWN_REASON
-    from hookway.store.deliveries import LEASE_EXPIRED
+    from hookway.store.deliveries import LEASE_EXPIRED, LEASE_LOST
 
-    return HookwayTexts(lease_expired=LEASE_EXPIRED, released=SHUTDOWN_REASON)
+    return HookwayTexts(
+        lease_expired=LEASE_EXPIRED, lease_lost=LEASE_LOST, released=SHUTDOWN_REASON
+    )
 
 
 def worker_pid(worker: str) -> int | None:
@@ -80,6 +87,8 @@ def classify_repeat(
         return UNEXPLAINED, "no attempt row for the accepted copy"
     n = accepted.number
     error = accepted.error
+    if texts.lease_lost in error:
+        return LOST, f"attempt {n} ({accepted.outcome}) was written after its lease was taken over"
     if accepted.outcome == "success":
         took = f" after {accepted.duration_ms / 1000:.1f} s" if accepted.duration_ms else ""
         return UNEXPLAINED, f"attempt {n} was recorded as a success{took}, yet sent again"

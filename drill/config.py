@@ -7,6 +7,7 @@ retries after 0, 0.5, 1 and 2 s; 5 s leases; a 0.2 s poll; a 2 s database deadli
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,8 +81,10 @@ class DrillConfig:
 
     @property
     def slow_answer(self) -> float:
-        """Ingest answers later than this missed the database deadline (plus 1 s slack)."""
-        return self.db_timeout + 1.0
+        """Ingest answers later than this missed their deadline: HOOKWAY_DB_TIMEOUT, plus
+        the 1 s a commit already under way gets (hookway.gate.COMMIT_GRACE), plus 0.25 s
+        for the sender's own scheduling on this machine."""
+        return self.db_timeout + 1.0 + 0.25
 
     def schedule(self) -> list[tuple[float, str]]:
         """When each one-shot fault starts (seconds into the load), in order. Spread over
@@ -109,6 +112,8 @@ def hookway_env(config: DrillConfig, database_url: str, config_file: Path) -> di
     }
     env.update(
         {
+            # A key of the drill's own (admin sessions are the only use; none are made).
+            "SECRET_KEY": env.get("SECRET_KEY") or secrets.token_urlsafe(50),
             "DATABASE_URL": database_url,
             "HOOKWAY_CONFIG": str(config_file),
             "HOOKWAY_ALLOW_PRIVATE_DESTINATIONS": "true",

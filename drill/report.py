@@ -10,7 +10,7 @@ delivering while its process lived (alone, either would deliver nothing more); a
 the drill could not inject.
 
 Checks that WARN (printed prominently, exit code unchanged): answers later than
-HOOKWAY_DB_TIMEOUT + 1 s, attempts left in flight, attempts that outlived their
+HOOKWAY_DB_TIMEOUT + 1.25 s, attempts left in flight, attempts that outlived their
 destination's timeout, and a drill too starved of CPU to time answers well.
 """
 
@@ -273,7 +273,7 @@ class Analysis:
                 warn_only=True,
             )
         self.report.check(
-            f"ingest: every answer within HOOKWAY_DB_TIMEOUT + 1 s ({c.slow_answer:g} s)",
+            f"ingest: every answer within HOOKWAY_DB_TIMEOUT + 1.25 s ({c.slow_answer:g} s)",
             not slow,
             (
                 f"{len(slow):,} later (max {max(a.latency for a in slow):.1f} s; "

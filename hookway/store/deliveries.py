@@ -15,6 +15,7 @@ Every time written or compared here (leases, due times, completion) comes from
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -29,7 +30,13 @@ from hookway.secrets import resolve_secret
 from hookway.store.db import db_now
 from hookway.store.events import clear_route_cache
 
+logger = logging.getLogger("hookway.dispatch")
+
 LEASE_EXPIRED = "lease expired before this attempt was recorded (its dispatcher stopped or died)"
+LEASE_LOST = (
+    "written after this dispatcher's lease had expired and another claimed the delivery "
+    "again (it could not renew the lease: the database was out of its reach for longer)"
+)
 ERROR_LIMIT = 2000
 # Worker rows not seen for this long are removed when another process writes its own.
 WORKER_FORGET_AFTER = timedelta(days=1)
@@ -225,7 +232,8 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
 
     Every attempt is recorded. A delivery is updated only while ``worker`` still holds
     its lease for that attempt: if the lease expired and another dispatcher reclaimed
-    it, the newer claim wins.
+    it, the newer claim wins, and the attempt says so (LEASE_LOST), since the receiver
+    may then get the delivery twice.
 
     Two prepared statements run once per batch (``executemany``) rather than two ORM
     updates per attempt: this runs on a thread that shares the GIL with the dispatcher's
@@ -234,13 +242,29 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
     adapt = connection.ops.adapt_datetimefield_value
     with transaction.atomic(), connection.cursor() as cursor:
         now = db_now()
+        # Which of these deliveries this worker still holds, locked until commit so no
+        # claim takes one over between this check and the update below.
+        holding = Delivery.objects.filter(
+            pk__in=[s.result.delivery_id for s in settlements],
+            lease_owner=worker,
+            state=DeliveryState.PENDING,
+        )
+        if connection.vendor == "postgresql":
+            holding = holding.select_for_update()
+        held = set(holding.values_list("pk", "attempts"))
         attempt_rows = []
         delivery_rows = []
         disable = set()
+        lost = 0
         for s in settlements:
             r = s.result
             final = s.state != DeliveryState.PENDING
-            error = (r.error + (f"; {s.note}" if s.note else ""))[:ERROR_LIMIT]
+            notes = [r.error, s.note]
+            kept = (r.delivery_id, r.attempt) in held
+            if not kept:
+                lost += 1
+                notes.append(LEASE_LOST)
+            error = "; ".join(note for note in notes if note)[:ERROR_LIMIT]
             outcome = r.outcome if not (final and r.outcome == "retry") else AttemptOutcome.FAILED
             due = now + timedelta(seconds=s.retry_in) if s.retry_in is not None else None
             attempt_rows.append(
@@ -256,18 +280,19 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
                     r.attempt,
                 )
             )
-            delivery_rows.append(
-                (
-                    str(s.state),
-                    r.status_code,
-                    error,
-                    adapt(now) if final else None,
-                    adapt(due) if due is not None else None,
-                    r.delivery_id,
-                    worker,
-                    r.attempt,
+            if kept:
+                delivery_rows.append(
+                    (
+                        str(s.state),
+                        r.status_code,
+                        error,
+                        adapt(now) if final else None,
+                        adapt(due) if due is not None else None,
+                        r.delivery_id,
+                        worker,
+                        r.attempt,
+                    )
                 )
-            )
             if r.disable_destination:
                 disable.add(r.destination_id)
         cursor.executemany(
@@ -279,16 +304,24 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
             ),
             attempt_rows,
         )
-        cursor.executemany(
-            _update_sql(
-                Delivery,
-                "state = %s, lease_owner = '', lease_expires_at = NULL, last_status_code = %s, "
-                "last_error = %s, completed_at = COALESCE(%s, completed_at), "
-                "next_attempt_at = COALESCE(%s, next_attempt_at)",
-                "id = %s AND lease_owner = %s AND attempts = %s AND state = 'pending'",
-            ),
-            delivery_rows,
-        )
+        if lost:
+            logger.warning(
+                "%d attempt results of %s came after their leases were taken over: %s",
+                lost,
+                worker,
+                LEASE_LOST,
+            )
+        if delivery_rows:
+            cursor.executemany(
+                _update_sql(
+                    Delivery,
+                    "state = %s, lease_owner = '', lease_expires_at = NULL, last_status_code = %s, "
+                    "last_error = %s, completed_at = COALESCE(%s, completed_at), "
+                    "next_attempt_at = COALESCE(%s, next_attempt_at)",
+                    "id = %s AND lease_owner = %s AND attempts = %s AND state = 'pending'",
+                ),
+                delivery_rows,
+            )
         if disable:
             Destination.objects.filter(pk__in=disable).update(
                 enabled=False,

@@ -511,3 +511,53 @@ async def test_destination_fields_still_reach_the_sender(client, receiver):
     assert got.headers["x-hookway-source"] == "src"
     assert got.headers["x-hookway-attempt"] == "1"
     assert (await Destination.objects.aget()).name == "named"
+
+
+async def test_a_result_written_after_its_lease_was_taken_over_says_so(
+    client, receiver, monkeypatch
+):
+    """A dispatcher that can't reach the database for longer than its lease loses the
+    delivery to another dispatcher; the receiver then gets it twice, and the first
+    attempt's record says why."""
+    from hookway.store.deliveries import LEASE_LOST
+
+    target = receiver()
+    await routes_to({"name": "t", "url": target.url(), "timeout_seconds": 0.2})
+    await post(client)
+    monkeypatch.setattr(dispatcher_module, "BACKOFF_MAX", 0.2)
+    cut_off = dispatcher(lease_seconds=0.3, until_empty=False)
+    cut_off.worker_id = "cut-off"
+    real_record, real_renew = gate.arecord_attempts, gate.arenew_leases
+    out_of_reach = [True]
+
+    async def record(worker: str, *args: Any) -> Any:
+        if worker == "cut-off" and out_of_reach[0]:
+            raise OperationalError("the database is out of reach")
+        return await real_record(worker, *args)
+
+    async def renew(worker: str, *args: Any) -> Any:
+        if worker == "cut-off" and out_of_reach[0]:
+            raise OperationalError("the database is out of reach")
+        return await real_renew(worker, *args)
+
+    monkeypatch.setattr(gate, "arecord_attempts", record)
+    monkeypatch.setattr(gate, "arenew_leases", renew)
+    first = asyncio.create_task(cut_off.run())
+    try:
+        await until(lambda: len(target.received()) == 1)
+        await asyncio.sleep(0.6)  # the lease (0.2 s + 0.3 s) runs out
+        other = dispatcher()
+        other.worker_id = "other"
+        await asyncio.wait_for(other.run(), timeout=20)
+        assert len(target.received()) == 2
+        out_of_reach[0] = False
+    finally:
+        cut_off.stop()
+        await asyncio.wait_for(first, timeout=20)
+
+    delivery = await Delivery.objects.aget()
+    assert delivery.state == DeliveryState.SUCCEEDED
+    one, two = await attempts_of(delivery.id)
+    assert (one.worker, one.outcome) == ("cut-off", "success")
+    assert LEASE_LOST in one.error
+    assert (two.worker, two.outcome, two.error) == ("other", "success", "")
