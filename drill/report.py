@@ -7,11 +7,12 @@ crash, shutdown or receiver timeout to explain it; a receiver request that match
 stored delivery; an ingest answer that is a 5xx other than 503 or a 4xx to a valid
 webhook; a Hookway process that exited on its own, or a dispatcher that stopped
 delivering while its process lived (alone, either would deliver nothing more); a fault
-the drill could not inject.
+the drill could not inject; an answer later than HOOKWAY_DB_TIMEOUT + 1.25 s; a canary
+not acked at once after the connection storm; an attempt left in flight or one that
+outlived its destination's timeout.
 
-Checks that WARN (printed prominently, exit code unchanged): answers later than
-HOOKWAY_DB_TIMEOUT + 1.25 s, attempts left in flight, attempts that outlived their
-destination's timeout, and a drill too starved of CPU to time answers well.
+The one check that only WARNs (printed prominently, exit code unchanged): a drill too
+starved of CPU to time answers well.
 """
 
 from __future__ import annotations
@@ -270,7 +271,6 @@ class Analysis:
                 + " (a sender that does not retry loses them)"
                 if refused_canaries
                 else f"{len(self.data.canaries)} of {len(self.data.canaries)}",
-                warn_only=True,
             )
         self.report.check(
             f"ingest: every answer within HOOKWAY_DB_TIMEOUT + 1.25 s ({c.slow_answer:g} s)",
@@ -281,7 +281,6 @@ class Analysis:
             )
             if slow
             else f"max {max(latencies, default=0):.2f} s",
-            warn_only=True,
         )
 
     # -- what the database holds ------------------------------------------------------
@@ -526,7 +525,6 @@ class Analysis:
             + ")"
             if in_flight
             else f"{len(stored.attempts):,} attempts recorded",
-            warn_only=True,
         )
         kinds: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
         for a in stored.attempts:
@@ -551,7 +549,6 @@ class Analysis:
             + f"; longest {max(a.duration_ms or 0 for a in outlived) / 1000:.1f} s)"
             if outlived
             else "none",
-            warn_only=True,
         )
 
     def _who(self, worker: str) -> str:
