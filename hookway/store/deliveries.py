@@ -318,12 +318,12 @@ def seconds_until_due() -> float | None:
     """Seconds until the next delivery becomes claimable (due, or its lease expiring),
     on the database's clock; 0 if one is claimable now; None if nothing is pending."""
     pending = Delivery.objects.filter(state=DeliveryState.PENDING, destination__enabled=True)
-    unleased = pending.filter(lease_expires_at__isnull=True).aggregate(t=Min("next_attempt_at"))[
-        "t"
-    ]
-    leased = pending.filter(lease_expires_at__isnull=False).aggregate(t=Min("lease_expires_at"))[
-        "t"
-    ]
+    unleased: datetime | None = pending.filter(lease_expires_at__isnull=True).aggregate(
+        t=Min("next_attempt_at")
+    )["t"]
+    leased: datetime | None = pending.filter(lease_expires_at__isnull=False).aggregate(
+        t=Min("lease_expires_at")
+    )["t"]
     times = [t for t in (unleased, leased) if t is not None]
     if not times:
         return None
