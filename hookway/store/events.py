@@ -67,6 +67,8 @@ class SourceSpec:
 
     id: int
     slug: str
+    # As stored: the view makes it a VerifyScheme just before verifying, so a row naming
+    # no known scheme fails its requests there (500), not the source lookup.
     verify: str
     secrets: tuple[str, ...] = field(repr=False)
     require_event_name: bool
