@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from django import forms
 from django.contrib import admin
@@ -21,8 +21,35 @@ from hookway.secrets import describe, describe_ref
 
 MANAGED_NOTE = "Managed by the HOOKWAY_CONFIG file: edit the file, not this page."
 
+_M = TypeVar("_M", bound=models.Model)
+_P = TypeVar("_P", bound=models.Model)
 
-class ManagedByFileAdmin(admin.ModelAdmin):
+# django-stubs makes the admin's and the forms' classes generic in their model, but
+# Django's own take no type arguments at runtime. To mypy these names are Django's
+# classes; at runtime, the same classes made subscriptable by Generic. (The other way,
+# django_stubs_ext.monkeypatch(), patches Django at startup from a runtime dependency,
+# for what only the type checker reads.)
+if TYPE_CHECKING:
+    # The stubs' names for what the admin's field and fieldset hooks return.
+    from django.contrib.admin.options import _FieldGroups, _FieldsetSpec
+    from django.utils.datastructures import _ListOrTuple
+
+    ModelAdmin = admin.ModelAdmin
+    TabularInline = admin.TabularInline
+    ModelForm = forms.ModelForm
+else:
+
+    class ModelAdmin(admin.ModelAdmin, Generic[_M]):
+        pass
+
+    class TabularInline(admin.TabularInline, Generic[_M, _P]):
+        pass
+
+    class ModelForm(forms.ModelForm, Generic[_M]):
+        pass
+
+
+class ManagedByFileAdmin(ModelAdmin[_M]):
     """Entries from the config file are read-only here: the next start would undo edits.
 
     A model's secret (``secret_field``) is write-only: pages show ``secret_summary``
@@ -34,10 +61,10 @@ class ManagedByFileAdmin(admin.ModelAdmin):
     secret_inputs: tuple[str, ...] = ()
 
     @staticmethod
-    def _managed(obj: Any) -> bool:
-        return obj is not None and getattr(obj, "managed", False)
+    def _managed(obj: models.Model | None) -> bool:
+        return obj is not None and bool(getattr(obj, "managed", False))
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+    def get_readonly_fields(self, request: HttpRequest, obj: _M | None = None) -> list[str]:
         summary = [self.secret_summary] if self.secret_summary else []
         if self._managed(obj):
             # The inputs too: the admin drops read-only declared fields from the form, so
@@ -46,10 +73,10 @@ class ManagedByFileAdmin(admin.ModelAdmin):
             return [*fields, *summary, *self.secret_inputs]
         return ["managed", *summary]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+    def get_fields(self, request: HttpRequest, obj: _M | None = None) -> _FieldGroups:
         managed = self._managed(obj)
         writable = not managed and (obj is None or self.has_change_permission(request, obj))
-        names: list[str] = []
+        names: list[str | _ListOrTuple[str]] = []
         for f in self.model._meta.fields:
             if f.name == self.secret_field:
                 if obj is not None:
@@ -60,14 +87,14 @@ class ManagedByFileAdmin(admin.ModelAdmin):
                 names.append(f.name)
         return names
 
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+    def get_fieldsets(self, request: HttpRequest, obj: _M | None = None) -> _FieldsetSpec:
         fieldsets = super().get_fieldsets(request, obj)
         if self._managed(obj):
             (name, options), *rest = fieldsets
             return [(name, {**options, "description": MANAGED_NOTE}), *rest]
         return fieldsets
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
         if self._managed(obj):
             return False
         return super().has_delete_permission(request, obj)
@@ -86,14 +113,14 @@ def _check_ref(ref: str) -> str:
     return ref
 
 
-class WriteOnlySecretForm(forms.ModelForm):
+class WriteOnlySecretForm(ModelForm[_M]):
     """Replace the model's ``secret_field`` with the cleaned ``new_field`` when it is
     filled, empty it when ``clear_field`` is ticked, keep it otherwise."""
 
     secret_field: ClassVar[str]
     new_field: ClassVar[str]
     clear_field: ClassVar[str]
-    empty: ClassVar[Any]
+    empty: ClassVar[list[str] | str]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -101,7 +128,7 @@ class WriteOnlySecretForm(forms.ModelForm):
             raise forms.ValidationError("Replace the secret or remove it, not both.")
         return cleaned
 
-    def save(self, commit: bool = True) -> Any:
+    def save(self, commit: bool = True) -> _M:
         if self.cleaned_data.get(self.new_field):
             setattr(self.instance, self.secret_field, self.cleaned_data[self.new_field])
         elif self.cleaned_data.get(self.clear_field):
@@ -109,7 +136,7 @@ class WriteOnlySecretForm(forms.ModelForm):
         return super().save(commit)
 
 
-class SourceForm(WriteOnlySecretForm):
+class SourceForm(WriteOnlySecretForm[Source]):
     secret_field, new_field, clear_field, empty = "secrets", "new_secrets", "clear_secrets", []
 
     new_secrets = forms.CharField(
@@ -142,7 +169,7 @@ class SourceForm(WriteOnlySecretForm):
 
 
 @admin.register(Source)
-class SourceAdmin(ManagedByFileAdmin):
+class SourceAdmin(ManagedByFileAdmin[Source]):
     form = SourceForm
     secret_field, secret_summary = "secrets", "secrets_summary"
     secret_inputs = ("new_secrets", "clear_secrets")
@@ -166,14 +193,16 @@ class SourceAdmin(ManagedByFileAdmin):
 
 # Django 6 assumes https for a URL typed without a scheme, and Django 5.2 warns until a
 # form says which: every form field built for a URLField here says https.
-HTTPS_URLS: dict[type[models.Field], dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
+HTTPS_URLS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {
+    models.URLField: {"assume_scheme": "https"}
+}
 
 
-def _formfield(db_field: models.Field, **kwargs: Any) -> forms.Field | None:
+def _formfield(db_field: models.Field[Any, Any], **kwargs: Any) -> forms.Field | None:
     return db_field.formfield(**{**HTTPS_URLS.get(type(db_field), {}), **kwargs})
 
 
-class DestinationForm(WriteOnlySecretForm):
+class DestinationForm(WriteOnlySecretForm[Destination]):
     secret_field, new_field, clear_field, empty = (
         "signing_secret",
         "new_signing_secret",
@@ -227,7 +256,7 @@ class DestinationForm(WriteOnlySecretForm):
 
 
 @admin.register(Destination)
-class DestinationAdmin(ManagedByFileAdmin):
+class DestinationAdmin(ManagedByFileAdmin[Destination]):
     form = DestinationForm
     formfield_overrides = HTTPS_URLS
     secret_field, secret_summary = "signing_secret", "signing_secret_summary"
@@ -251,20 +280,20 @@ class DestinationAdmin(ManagedByFileAdmin):
 
 
 @admin.register(Route)
-class RouteAdmin(ManagedByFileAdmin):
+class RouteAdmin(ManagedByFileAdmin[Route]):
     list_display = ["source", "destination", "events", "enabled", "managed"]
     list_filter = ["source", "destination", "managed"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+class ReadOnlyAdmin(ModelAdmin[_M]):
+    def has_add_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
         return False
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(TabularInline[Delivery, Event]):
     model = Delivery
     fields = readonly_fields = (
         "id",
@@ -279,7 +308,7 @@ class DeliveryInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
         return False
 
 
@@ -295,7 +324,7 @@ def _pretty(text: str) -> str:
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(ReadOnlyAdmin[Event]):
     list_display = ["id", "source", "event_name", "delivery_id", "received_at"]
     list_filter = ["source", "event_name", "received_at"]
     date_hierarchy = "received_at"
@@ -334,7 +363,7 @@ class EventAdmin(ReadOnlyAdmin):
         self.message_user(request, f"{created} new deliveries created.")
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(TabularInline[Attempt, Delivery]):
     model = Attempt
     fields = readonly_fields = (
         "number",
@@ -349,12 +378,12 @@ class AttemptInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
         return False
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(ReadOnlyAdmin[Delivery]):
     list_display = [
         "id",
         "event",

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal, TypeGuard, get_args
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -19,6 +20,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+# The dispatcher's HTTP transports (hookway.send.client), HOOKWAY_HTTP_TRANSPORT's values.
+HttpTransport = Literal["httpx", "aiohttp"]
+HTTP_TRANSPORTS: tuple[HttpTransport, ...] = get_args(HttpTransport)
+
+
+def is_http_transport(name: str) -> TypeGuard[HttpTransport]:
+    return name in HTTP_TRANSPORTS
 
 
 def envstr(env: Mapping[str, str], name: str, default: str) -> str:
@@ -138,7 +147,7 @@ class HookwaySettings:
     shutdown_grace: float
     log_level: str
     loop_lag_file: Path | None = None
-    http_transport: str = "aiohttp"
+    http_transport: HttpTransport = "aiohttp"
     max_headers: int = 100
     max_header_bytes: int = 64 * 1024
     demo: bool = False
@@ -174,7 +183,7 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
         )
 
     http_transport = envstr(env, "HOOKWAY_HTTP_TRANSPORT", "aiohttp").strip().lower()
-    if http_transport not in {"httpx", "aiohttp"}:
+    if not is_http_transport(http_transport):
         raise ImproperlyConfigured(
             f"HOOKWAY_HTTP_TRANSPORT={http_transport!r}: expected httpx or aiohttp"
         )

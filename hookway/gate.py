@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import wraps
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal, NamedTuple, ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -227,7 +227,14 @@ _reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookway-reader")
 # database until the commit. Saving or deleting a Source in this process clears it; other
 # processes see a change within SOURCE_CACHE_SECONDS.
 SOURCE_CACHE_SECONDS = 1.0
-_sources: dict[str, tuple[float, events.SourceSpec | None]] = {}
+
+
+class _CachedSource(NamedTuple):
+    read_at: float  # time.monotonic()
+    spec: events.SourceSpec | None  # None: no enabled source has this slug
+
+
+_sources: dict[str, _CachedSource] = {}
 
 
 def clear_source_cache() -> None:
@@ -242,8 +249,8 @@ async def aget_source(slug: str, deadline: float | None = None) -> events.Source
     (``time.monotonic()``; default HOOKWAY_DB_TIMEOUT from now)."""
     now = time.monotonic()
     hit = _sources.get(slug)
-    if hit is not None and now - hit[0] < SOURCE_CACHE_SECONDS:
-        return hit[1]
+    if hit is not None and now - hit.read_at < SOURCE_CACHE_SECONDS:
+        return hit.spec
     deadline = default_deadline() if deadline is None else deadline
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
@@ -256,7 +263,7 @@ async def aget_source(slug: str, deadline: float | None = None) -> events.Source
         timing.add_db_time(time.perf_counter() - started)
     if len(_sources) > 10_000:  # unknown slugs must not grow it without bound
         _sources.clear()
-    _sources[slug] = (now, spec)
+    _sources[slug] = _CachedSource(now, spec)
     return spec
 
 

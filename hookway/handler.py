@@ -220,6 +220,8 @@ class IngestASGIHandler(ASGIHandler):
                 request, error_response = self.create_request(scope, body_file)
                 if request is None:
                     assert error_response is not None  # Django returns one or the other
+                    # Django's internal, set as ASGIHandler.handle sets it: close_response
+                    # sends request_finished from it. The stubs don't declare it.
                     error_response._handler_class = self.__class__  # type: ignore[attr-defined]
                     await self.send_response(error_response, send)
                     await close_response(error_response)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import markcoroutinefunction
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
 from hookway import timing
 
@@ -51,8 +51,9 @@ class RequestTimingMiddleware:
         response["X-Request-ID"] = request_id
         # Ingest skips Django's other middleware (hookway.handler): keep what it adds.
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if not response.streaming and "Content-Length" not in response:
-            response["Content-Length"] = str(len(response.content))  # type: ignore[attr-defined]
+        # HttpResponse is Django's non-streaming response, the one with a .content.
+        if isinstance(response, HttpResponse) and "Content-Length" not in response:
+            response["Content-Length"] = str(len(response.content))
         logger.info(
             json.dumps(
                 {

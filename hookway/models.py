@@ -6,27 +6,32 @@ from __future__ import annotations
 from django.db import models
 
 from hookway import ids
+from hookway.inbound import VerifyScheme
 from hookway.outbound import DeliveryState, ErrorKind
 
-__all__ = ["DeliveryState", "ErrorKind"]  # re-exported: models and code share one definition
+# Re-exported: models and code share one definition.
+__all__ = ["DeliveryState", "ErrorKind", "VerifyScheme"]
 
 ONE_MIB = 1024 * 1024
 
-
-class VerifyScheme(models.TextChoices):
-    NONE = "none", "none"
-    TOKEN = "token", "token (X-Webhook-Token)"
-    HMAC_SHA256 = "hmac-sha256", "hmac-sha256 (X-Signature-256)"
-    GITHUB = "github", "GitHub (X-Hub-Signature-256)"
-    GITLAB = "gitlab", "GitLab (X-Gitlab-Token)"
-    STRIPE = "stripe", "Stripe (Stripe-Signature)"
-    STANDARD_WEBHOOKS = "standard-webhooks", "Standard Webhooks (webhook-signature)"
+# How the admin names each scheme: with the header it reads.
+VERIFY_LABELS = {
+    VerifyScheme.NONE: "none",
+    VerifyScheme.TOKEN: "token (X-Webhook-Token)",
+    VerifyScheme.HMAC_SHA256: "hmac-sha256 (X-Signature-256)",
+    VerifyScheme.GITHUB: "GitHub (X-Hub-Signature-256)",
+    VerifyScheme.GITLAB: "GitLab (X-Gitlab-Token)",
+    VerifyScheme.STRIPE: "Stripe (Stripe-Signature)",
+    VerifyScheme.STANDARD_WEBHOOKS: "Standard Webhooks (webhook-signature)",
+}
 
 
 class Source(models.Model):
     slug = models.SlugField(max_length=64, unique=True, help_text="Receives at POST /hooks/<slug>.")
     verify = models.CharField(
-        max_length=32, choices=VerifyScheme.choices, default=VerifyScheme.NONE
+        max_length=32,
+        choices=[(s.value, VERIFY_LABELS[s]) for s in VerifyScheme],
+        default=VerifyScheme.NONE.value,
     )
     secrets = models.JSONField(
         default=list,

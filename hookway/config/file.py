@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hookway.models import ONE_MIB, VerifyScheme
+from hookway.inbound import VerifyScheme
+from hookway.models import ONE_MIB
 
 # resolve_secret lives in hookway.secrets (the admin uses it too); ingest and the store
 # import it from here.
@@ -28,14 +29,14 @@ class ConfigError(ValueError):
 
 # \Z, not $: "$" also matches before a trailing newline, which would let "gitlab\n" in.
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})\Z")
-SCHEMES = {choice.value for choice in VerifyScheme}
+SCHEMES = {scheme.value for scheme in VerifyScheme}
 MAX_URL_LENGTH = 2000  # Destination.url's max_length
 
 
 @dataclass(frozen=True)
 class SourceConfig:
     slug: str
-    verify: str = "none"
+    verify: VerifyScheme = VerifyScheme.NONE
     secrets: tuple[str, ...] = ()
     require_event_name: bool = False
     max_body_bytes: int = ONE_MIB
@@ -173,16 +174,15 @@ def _source(index: int, raw: Any, env: Mapping[str, str]) -> SourceConfig:
         raise ConfigError(
             f"{t.where}.slug: {slug!r} must be 1-63 lowercase letters, digits, '-' or '_'"
         )
-    verify = t.text("verify", "none")
-    if verify not in SCHEMES:
-        raise ConfigError(
-            f"{t.where}.verify: {verify!r} is not one of {', '.join(sorted(SCHEMES))}"
-        )
+    name = t.text("verify", VerifyScheme.NONE.value)
+    if name not in SCHEMES:
+        raise ConfigError(f"{t.where}.verify: {name!r} is not one of {', '.join(sorted(SCHEMES))}")
+    verify = VerifyScheme(name)
     secrets = t.texts("secret")
-    if verify != "none" and not secrets:
-        raise ConfigError(f"{t.where}.secret: verify = {verify!r} needs a secret")
+    if verify != VerifyScheme.NONE and not secrets:
+        raise ConfigError(f"{t.where}.secret: verify = {name!r} needs a secret")
     _check_secret_refs(f"{t.where}.secret", secrets, env)
-    if verify == "standard-webhooks":
+    if verify == VerifyScheme.STANDARD_WEBHOOKS:
         for ref in secrets:
             value = resolve_secret(ref, env)
             if value is not None and not _is_whsec(value):

@@ -37,7 +37,7 @@ def sync(config: HookwayConfig) -> SyncReport:
             sources[s.slug], _ = Source.objects.update_or_create(
                 slug=s.slug,
                 defaults={
-                    "verify": s.verify,
+                    "verify": s.verify.value,
                     "secrets": list(s.secrets),
                     "require_event_name": s.require_event_name,
                     "max_body_bytes": s.max_body_bytes,

@@ -79,7 +79,10 @@ def new_worker_id() -> str:
 
 
 def _backoff(failures: int) -> float:
-    base = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, failures - 1))
+    # The doubling stops long after the cap is reached: 2 ** 1024 no longer fits a float
+    # (OverflowError), and a database down for an hour and a half fails that often.
+    doublings = min(max(0, failures - 1), 32)
+    base = min(BACKOFF_MAX, BACKOFF_FIRST * 2.0**doublings)
     return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
 
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hookway.inbound import VerifyScheme
 from hookway.ingest.errors import InvalidField
 
 MAX_FIELD_LENGTH = 255
@@ -47,16 +48,16 @@ def _clean(what: str, value: str | None) -> str | None:
     return value
 
 
-def event_name(scheme: str, headers: Mapping[str, str], payload: Any) -> str | None:
+def event_name(scheme: VerifyScheme, headers: Mapping[str, str], payload: Any) -> str | None:
     """Return the event name the scheme defines for this request, or None if absent."""
-    if scheme == "github":
+    if scheme == VerifyScheme.GITHUB:
         found = _header_str(headers, "X-GitHub-Event")
-    elif scheme == "gitlab":
+    elif scheme == VerifyScheme.GITLAB:
         # System hooks carry `event_name`, project and group hooks `object_kind`.
         found = _body_str(payload, "event_name", "object_kind") or _header_str(
             headers, "X-Gitlab-Event"
         )
-    elif scheme in ("stripe", "standard-webhooks"):
+    elif scheme in (VerifyScheme.STRIPE, VerifyScheme.STANDARD_WEBHOOKS):
         found = _body_str(payload, "type")
     else:
         found = _body_str(payload, "event_name", "type", "event") or _header_str(
@@ -65,15 +66,15 @@ def event_name(scheme: str, headers: Mapping[str, str], payload: Any) -> str | N
     return _clean("event name", found)
 
 
-def delivery_id(scheme: str, headers: Mapping[str, str], payload: Any) -> str | None:
+def delivery_id(scheme: VerifyScheme, headers: Mapping[str, str], payload: Any) -> str | None:
     """Return the sender's delivery id (the dedupe key) for this request, or None."""
-    if scheme == "github":
+    if scheme == VerifyScheme.GITHUB:
         found = _header_str(headers, "X-GitHub-Delivery")
-    elif scheme == "gitlab":
+    elif scheme == VerifyScheme.GITLAB:
         found = _header_str(headers, "Idempotency-Key", "X-Gitlab-Event-UUID")
-    elif scheme == "stripe":
+    elif scheme == VerifyScheme.STRIPE:
         found = _body_str(payload, "id")
-    elif scheme == "standard-webhooks":
+    elif scheme == VerifyScheme.STANDARD_WEBHOOKS:
         found = _header_str(headers, "webhook-id")
     else:
         found = _header_str(headers, "Idempotency-Key")

@@ -14,12 +14,16 @@ import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from hookway.inbound import VerifyScheme
 from hookway.ingest.errors import SignatureInvalid
 from hookway.secrets import decode_whsec
 
 __all__ = ["decode_whsec", "verify"]
 
 TOLERANCE_SECONDS = 300
+
+# A scheme's check: (headers, raw body, resolved secrets, now) -> None, or SignatureInvalid.
+Check = Callable[[Mapping[str, str], bytes, Sequence[str], float], None]
 
 
 def _raw(value: str) -> bytes:
@@ -60,7 +64,7 @@ def _check_timestamp(raw: str, now: float, header: str) -> int:
     return timestamp
 
 
-def _shared_token(header: str) -> Callable[[Mapping[str, str], bytes, Sequence[str], float], None]:
+def _shared_token(header: str) -> Check:
     def check(headers: Mapping[str, str], body: bytes, secrets: Sequence[str], now: float) -> None:
         given = _header(headers, header)
         # Check every secret (no early exit) so timing doesn't reveal which one matched.
@@ -73,7 +77,7 @@ def _shared_token(header: str) -> Callable[[Mapping[str, str], bytes, Sequence[s
     return check
 
 
-def _body_hmac(header: str) -> Callable[[Mapping[str, str], bytes, Sequence[str], float], None]:
+def _body_hmac(header: str) -> Check:
     def check(headers: Mapping[str, str], body: bytes, secrets: Sequence[str], now: float) -> None:
         given = _header(headers, header)
         if not given.startswith("sha256="):
@@ -144,19 +148,19 @@ def _no_check(headers: Mapping[str, str], body: bytes, secrets: Sequence[str], n
     return None
 
 
-CHECKS: dict[str, Callable[[Mapping[str, str], bytes, Sequence[str], float], None]] = {
-    "none": _no_check,
-    "token": _shared_token("X-Webhook-Token"),
-    "hmac-sha256": _body_hmac("X-Signature-256"),
-    "github": _body_hmac("X-Hub-Signature-256"),
-    "gitlab": _shared_token("X-Gitlab-Token"),
-    "stripe": check_stripe,
-    "standard-webhooks": check_standard_webhooks,
+CHECKS: dict[VerifyScheme, Check] = {
+    VerifyScheme.NONE: _no_check,
+    VerifyScheme.TOKEN: _shared_token("X-Webhook-Token"),
+    VerifyScheme.HMAC_SHA256: _body_hmac("X-Signature-256"),
+    VerifyScheme.GITHUB: _body_hmac("X-Hub-Signature-256"),
+    VerifyScheme.GITLAB: _shared_token("X-Gitlab-Token"),
+    VerifyScheme.STRIPE: check_stripe,
+    VerifyScheme.STANDARD_WEBHOOKS: check_standard_webhooks,
 }
 
 
 def verify(
-    scheme: str,
+    scheme: VerifyScheme,
     headers: Mapping[str, str],
     body: bytes,
     secrets: Sequence[str],
@@ -168,6 +172,6 @@ def verify(
     A source whose secrets are all unset can't verify anything, so it rejects everything.
     """
     check = CHECKS[scheme]
-    if scheme != "none" and not secrets:
+    if scheme != VerifyScheme.NONE and not secrets:
         raise SignatureInvalid("this source has no usable secret configured")
     check(headers, body, secrets, time.time() if now is None else now)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from hookway import gate, timing, wakeup
+from hookway.inbound import VerifyScheme
 from hookway.ingest import extract, verify
 from hookway.ingest.errors import (
     BodyTooLarge,
@@ -189,16 +190,17 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
         )
 
     secrets = [s for s in (resolve_secret(ref) for ref in source.secrets) if s is not None]
-    verify.verify(source.verify, request.headers, body, secrets)
+    scheme = VerifyScheme(source.verify)
+    verify.verify(scheme, request.headers, body, secrets)
 
     payload = _parse_json(body)
-    name = extract.event_name(source.verify, request.headers, payload)
+    name = extract.event_name(scheme, request.headers, payload)
     if name is None and source.require_event_name:
-        raise MissingEventName(_missing_name_detail(source.verify))
+        raise MissingEventName(_missing_name_detail(scheme))
     incoming = IncomingEvent(
         source_id=source.id,
         event_name=name or "",
-        delivery_id=extract.delivery_id(source.verify, request.headers, payload),
+        delivery_id=extract.delivery_id(scheme, request.headers, payload),
         content_type=request.headers.get("Content-Type", content_type)[:255],
         headers=_kept_headers(request, secrets),
         body=body,
@@ -234,12 +236,12 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
     return JsonResponse(answer, status=202)
 
 
-def _missing_name_detail(scheme: str) -> str:
+def _missing_name_detail(scheme: VerifyScheme) -> str:
     where = {
-        "github": "the X-GitHub-Event header",
-        "gitlab": "body 'event_name' or 'object_kind', or the X-Gitlab-Event header",
-        "stripe": "body 'type'",
-        "standard-webhooks": "body 'type'",
+        VerifyScheme.GITHUB: "the X-GitHub-Event header",
+        VerifyScheme.GITLAB: "body 'event_name' or 'object_kind', or the X-Gitlab-Event header",
+        VerifyScheme.STRIPE: "body 'type'",
+        VerifyScheme.STANDARD_WEBHOOKS: "body 'type'",
     }.get(scheme, "body 'event_name', 'type' or 'event', or the X-Event-Name header")
     return f"this source requires an event name; none found in {where}"
 

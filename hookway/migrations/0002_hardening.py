@@ -3,9 +3,11 @@
 import hashlib
 
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 
-def hash_stored_bodies(apps, schema_editor):
+def hash_stored_bodies(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """Fill body_sha256 for events stored before it existed, so dedupe compares bodies
     for them too (in chunks: the table may be large)."""
     Event = apps.get_model("hookway", "Event")

@@ -14,12 +14,12 @@ from __future__ import annotations
 import httpx
 
 from hookway import __version__
+from hookway.conf import HTTP_TRANSPORTS, HttpTransport
 
 USER_AGENT = f"Hookway/{__version__}"
-TRANSPORTS = ("httpx", "aiohttp")
 
 
-def make_transport(kind: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+def make_transport(kind: HttpTransport, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     """Return a transport of ``kind`` ("httpx" or "aiohttp") with these pool limits."""
     if kind == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
@@ -27,14 +27,17 @@ def make_transport(kind: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
         return AiohttpTransport(limits=limits, trust_env=False)
     if kind == "httpx":
         return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    raise ValueError(f"unknown HTTP transport {kind!r}; expected one of {', '.join(TRANSPORTS)}")
+    # Only code mypy does not check (tests) can pass another name: say which are valid.
+    raise ValueError(
+        f"unknown HTTP transport {kind!r}; expected one of {', '.join(HTTP_TRANSPORTS)}"
+    )
 
 
 def make_client(
     *,
     max_connections: int = 200,
     transport: httpx.AsyncBaseTransport | None = None,
-    kind: str | None = None,
+    kind: HttpTransport | None = None,
 ) -> httpx.AsyncClient:
     """Return the shared AsyncClient: no redirects followed (a 3xx is a failure), no
     cookies kept between receivers, connection pool sized for the dispatcher.

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeAlias
 
 from django.db import InterfaceError, connection
 from django.utils import timezone
+
+# A datetime as the backend takes it in raw SQL (connection.ops.adapt_datetimefield_value):
+# text on SQLite, the datetime itself on PostgreSQL.
+AdaptedDatetime: TypeAlias = str | datetime | None
 
 
 def db_now() -> datetime:

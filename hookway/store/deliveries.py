@@ -19,7 +19,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import F, Min, Q
@@ -27,7 +27,7 @@ from django.db.models import F, Min, Q
 from hookway.models import Attempt, AttemptOutcome, Delivery, Destination, Worker
 from hookway.outbound import DeliveryState, ErrorKind, OutboundDelivery, Settlement
 from hookway.secrets import resolve_secret
-from hookway.store.db import db_now
+from hookway.store.db import AdaptedDatetime, db_now
 from hookway.store.events import clear_route_cache
 
 logger = logging.getLogger("hookway.dispatch")
@@ -40,6 +40,9 @@ LEASE_LOST = (
 ERROR_LIMIT = 2000
 # Worker rows not seen for this long are removed when another process writes its own.
 WORKER_FORGET_AFTER = timedelta(days=1)
+
+# Worker.kind: a web process (its readiness checks) or a dispatcher (its lease renewals).
+WorkerKind = Literal["web", "dispatcher"]
 
 
 def _due(now: datetime) -> Q:
@@ -195,7 +198,10 @@ def claim_due(
 
 
 def renew_leases(
-    worker: str, delivery_ids: Collection[str], lease_seconds: float, kind: str = "dispatcher"
+    worker: str,
+    delivery_ids: Collection[str],
+    lease_seconds: float,
+    kind: WorkerKind = "dispatcher",
 ) -> int:
     """Extend ``worker``'s leases on these deliveries to ``lease_seconds`` from now, and
     record the worker's heartbeat. Returns how many leases were extended (a lease another
@@ -210,7 +216,7 @@ def renew_leases(
         ).update(lease_expires_at=now + timedelta(seconds=lease_seconds))
 
 
-def beat(worker: str, kind: str, now: datetime | None = None) -> None:
+def beat(worker: str, kind: WorkerKind, now: datetime | None = None) -> None:
     """Record that ``worker`` is alive (a committed write: readiness proves the database
     takes writes with it) and forget workers gone for a day."""
     with transaction.atomic():
@@ -224,6 +230,55 @@ def beat(worker: str, kind: str, now: datetime | None = None) -> None:
 def _update_sql(model: type[Attempt] | type[Delivery], assignments: str, where: str) -> str:
     qn = connection.ops.quote_name
     return f"UPDATE {qn(model._meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608 - fixed names
+
+
+_ATTEMPT_SET = (
+    "started_at = %s, duration_ms = %s, outcome = %s, status_code = %s, "
+    "error_kind = %s, error = %s, response_body = %s"
+)
+_ATTEMPT_WHERE = "delivery_id = %s AND number = %s"
+
+
+class _AttemptUpdate(NamedTuple):
+    """The parameters of _ATTEMPT_SET and _ATTEMPT_WHERE, in their placeholders' order."""
+
+    started_at: AdaptedDatetime
+    duration_ms: float
+    outcome: str
+    status_code: int | None
+    error_kind: str
+    error: str
+    response_body: str
+    delivery_id: str
+    number: int
+
+
+_DELIVERY_SET = (
+    "state = %s, lease_owner = '', lease_expires_at = NULL, last_status_code = %s, "
+    "last_error = %s, completed_at = COALESCE(%s, completed_at), "
+    "next_attempt_at = COALESCE(%s, next_attempt_at)"
+)
+_DELIVERY_WHERE = "id = %s AND lease_owner = %s AND attempts = %s AND state = 'pending'"
+
+
+class _DeliveryUpdate(NamedTuple):
+    """The parameters of _DELIVERY_SET and _DELIVERY_WHERE, in their placeholders' order."""
+
+    state: str
+    last_status_code: int | None
+    last_error: str
+    completed_at: AdaptedDatetime  # None keeps the column's value
+    next_attempt_at: AdaptedDatetime  # None keeps the column's value
+    delivery_id: str
+    lease_owner: str
+    attempts: int
+
+
+def _recorded_outcome(s: Settlement) -> AttemptOutcome:
+    """The attempt's outcome as recorded: a retry its delivery won't get is a failure."""
+    if s.state != DeliveryState.PENDING and s.result.outcome == "retry":
+        return AttemptOutcome.FAILED
+    return AttemptOutcome(s.result.outcome)
 
 
 def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
@@ -252,75 +307,56 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
         if connection.vendor == "postgresql":
             holding = holding.select_for_update()
         held = set(holding.values_list("pk", "attempts"))
-        attempt_rows = []
-        delivery_rows = []
-        disable = set()
+        attempt_rows: list[_AttemptUpdate] = []
+        delivery_rows: list[_DeliveryUpdate] = []
+        disable: set[int] = set()
         lost = 0
         for s in settlements:
             r = s.result
             final = s.state != DeliveryState.PENDING
-            notes = [r.error, s.note]
             kept = (r.delivery_id, r.attempt) in held
-            if not kept:
-                lost += 1
-                notes.append(LEASE_LOST)
+            notes = [r.error, s.note, "" if kept else LEASE_LOST]
             error = "; ".join(note for note in notes if note)[:ERROR_LIMIT]
-            outcome = r.outcome if not (final and r.outcome == "retry") else AttemptOutcome.FAILED
             due = now + timedelta(seconds=s.retry_in) if s.retry_in is not None else None
             attempt_rows.append(
-                (
-                    adapt(r.started_at),
-                    r.duration_ms,
-                    str(outcome),
-                    r.status_code,
-                    str(r.error_kind),
-                    error,
-                    r.response_body,
-                    r.delivery_id,
-                    r.attempt,
+                _AttemptUpdate(
+                    started_at=adapt(r.started_at),
+                    duration_ms=r.duration_ms,
+                    outcome=_recorded_outcome(s).value,
+                    status_code=r.status_code,
+                    error_kind=r.error_kind.value,
+                    error=error,
+                    response_body=r.response_body,
+                    delivery_id=r.delivery_id,
+                    number=r.attempt,
                 )
             )
             if kept:
                 delivery_rows.append(
-                    (
-                        str(s.state),
-                        r.status_code,
-                        error,
-                        adapt(now) if final else None,
-                        adapt(due) if due is not None else None,
-                        r.delivery_id,
-                        worker,
-                        r.attempt,
+                    _DeliveryUpdate(
+                        state=s.state.value,
+                        last_status_code=r.status_code,
+                        last_error=error,
+                        completed_at=adapt(now) if final else None,
+                        next_attempt_at=adapt(due) if due is not None else None,
+                        delivery_id=r.delivery_id,
+                        lease_owner=worker,
+                        attempts=r.attempt,
                     )
                 )
+            else:
+                lost += 1
             if r.disable_destination:
                 disable.add(r.destination_id)
-        cursor.executemany(
-            _update_sql(
-                Attempt,
-                "started_at = %s, duration_ms = %s, outcome = %s, status_code = %s, "
-                "error_kind = %s, error = %s, response_body = %s",
-                "delivery_id = %s AND number = %s",
-            ),
-            attempt_rows,
-        )
+        cursor.executemany(_update_sql(Attempt, _ATTEMPT_SET, _ATTEMPT_WHERE), attempt_rows)
+        if delivery_rows:
+            cursor.executemany(_update_sql(Delivery, _DELIVERY_SET, _DELIVERY_WHERE), delivery_rows)
         if lost:
             logger.warning(
                 "%d attempt results of %s came after their leases were taken over: %s",
                 lost,
                 worker,
                 LEASE_LOST,
-            )
-        if delivery_rows:
-            cursor.executemany(
-                _update_sql(
-                    Delivery,
-                    "state = %s, lease_owner = '', lease_expires_at = NULL, last_status_code = %s, "
-                    "last_error = %s, completed_at = COALESCE(%s, completed_at), "
-                    "next_attempt_at = COALESCE(%s, next_attempt_at)",
-                    "id = %s AND lease_owner = %s AND attempts = %s AND state = 'pending'",
-                ),
-                delivery_rows,
             )
         if disable:
             Destination.objects.filter(pk__in=disable).update(
@@ -351,12 +387,12 @@ def seconds_until_due() -> float | None:
     """Seconds until the next delivery becomes claimable (due, or its lease expiring),
     on the database's clock; 0 if one is claimable now; None if nothing is pending."""
     pending = Delivery.objects.filter(state=DeliveryState.PENDING, destination__enabled=True)
-    unleased = pending.filter(lease_expires_at__isnull=True).aggregate(t=Min("next_attempt_at"))[
-        "t"
-    ]
-    leased = pending.filter(lease_expires_at__isnull=False).aggregate(t=Min("lease_expires_at"))[
-        "t"
-    ]
+    unleased: datetime | None = pending.filter(lease_expires_at__isnull=True).aggregate(
+        t=Min("next_attempt_at")
+    )["t"]
+    leased: datetime | None = pending.filter(lease_expires_at__isnull=False).aggregate(
+        t=Min("lease_expires_at")
+    )["t"]
     times = [t for t in (unleased, leased) if t is not None]
     if not times:
         return None

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from django.conf import settings
 from django.db import (
@@ -37,7 +37,7 @@ from django.db import (
 from hookway import ids
 from hookway.models import Delivery, DeliveryState, Event, Route, Source
 from hookway.outbound import NOTIFY_CHANNEL
-from hookway.store.db import db_now, disconnected
+from hookway.store.db import AdaptedDatetime, db_now, disconnected
 from hookway.store.errors import (
     NotStored,
     SourceGone,
@@ -50,6 +50,7 @@ __all__ = [
     "NOTIFY_CHANNEL",
     "Claim",
     "IncomingEvent",
+    "RouteTarget",
     "SourceSpec",
     "StoredEvent",
     "store_claims",
@@ -66,6 +67,8 @@ class SourceSpec:
 
     id: int
     slug: str
+    # As stored: the view makes it a VerifyScheme just before verifying, so a row naming
+    # no known scheme fails its requests there (500), not the source lookup.
     verify: str
     secrets: tuple[str, ...] = field(repr=False)
     require_event_name: bool
@@ -166,29 +169,41 @@ def _existing(source_id: int, delivery_id: str) -> list[_Seen]:
     ]
 
 
+class RouteTarget(NamedTuple):
+    """An enabled route of a source: where it delivers, and the event names it takes."""
+
+    destination_id: int
+    patterns: list[str]
+
+
+class _CachedRoutes(NamedTuple):
+    read_at: float  # time.monotonic()
+    routes: list[RouteTarget]
+
+
 # A source's enabled routes, cached like sources (hookway.gate): every batch needs them
 # and they change rarely. Saving or deleting a Route or Destination in this process
 # clears the cache; other processes see a change within ROUTE_CACHE_SECONDS.
 ROUTE_CACHE_SECONDS = 1.0
-_route_cache: dict[int, tuple[float, list[tuple[int, list[str]]]]] = {}
+_route_cache: dict[int, _CachedRoutes] = {}
 
 
 def clear_route_cache() -> None:
     _route_cache.clear()
 
 
-def _routes(source_id: int) -> list[tuple[int, list[str]]]:
+def _routes(source_id: int) -> list[RouteTarget]:
     now = time.monotonic()
     hit = _route_cache.get(source_id)
-    if hit is not None and now - hit[0] < ROUTE_CACHE_SECONDS:
-        return hit[1]
+    if hit is not None and now - hit.read_at < ROUTE_CACHE_SECONDS:
+        return hit.routes
     routes = [
-        (destination_id, patterns or [])
+        RouteTarget(destination_id, patterns or [])
         for destination_id, patterns in Route.objects.filter(
             source_id=source_id, enabled=True, destination__enabled=True
         ).values_list("destination_id", "events")
     ]
-    _route_cache[source_id] = (now, routes)
+    _route_cache[source_id] = _CachedRoutes(now, routes)
     return routes
 
 
@@ -198,7 +213,33 @@ def _notify_dispatchers() -> None:
             cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
 
 
-Row = tuple[Any, ...]
+class _EventRow(NamedTuple):
+    """One row of _EVENT_INSERT: its fields are the columns written, in order."""
+
+    id: str
+    source_id: int
+    event_name: str
+    delivery_id: str | None
+    content_type: str
+    headers: str  # JSON text
+    body: bytes
+    body_sha256: str
+    conflict_with: str
+    received_at: AdaptedDatetime
+
+
+class _DeliveryRow(NamedTuple):
+    """One row of _DELIVERY_INSERT: its fields are the columns written, in order."""
+
+    id: str
+    event_id: str
+    destination_id: int
+    state: str
+    attempts: int
+    next_attempt_at: AdaptedDatetime
+    lease_owner: str
+    last_error: str
+    created_at: AdaptedDatetime
 
 
 def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
@@ -211,9 +252,9 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
     is stored as a new event marked ``conflict_with`` the first one."""
     adapt = connection.ops.adapt_datetimefield_value
     results: list[StoredEvent] = []
-    event_rows: list[Row] = []
-    delivery_rows: list[Row] = []
-    routes: dict[int, list[tuple[int, list[str]]]] = {}
+    event_rows: list[_EventRow] = []
+    delivery_rows: list[_DeliveryRow] = []
+    routes: dict[int, list[RouteTarget]] = {}
     seen: dict[tuple[int, str], list[_Seen]] = {}
     due = adapt(db_now())
     for incoming in batch:
@@ -237,33 +278,33 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
         if incoming.source_id not in routes:
             routes[incoming.source_id] = _routes(incoming.source_id)
         event_rows.append(
-            (
-                event_id,
-                incoming.source_id,
-                incoming.event_name,
-                incoming.delivery_id,
-                incoming.content_type,
-                json.dumps(incoming.headers),
-                incoming.body,
-                digest,
-                conflict_with,
-                adapt(incoming.received_at),
+            _EventRow(
+                id=event_id,
+                source_id=incoming.source_id,
+                event_name=incoming.event_name,
+                delivery_id=incoming.delivery_id,
+                content_type=incoming.content_type,
+                headers=json.dumps(incoming.headers),
+                body=incoming.body,
+                body_sha256=digest,
+                conflict_with=conflict_with,
+                received_at=adapt(incoming.received_at),
             )
         )
         count = 0
-        for destination_id, patterns in routes[incoming.source_id]:
-            if route_matches(patterns, incoming.event_name):
+        for route in routes[incoming.source_id]:
+            if route_matches(route.patterns, incoming.event_name):
                 delivery_rows.append(
-                    (
-                        ids.delivery_id(),
-                        event_id,
-                        destination_id,
-                        DeliveryState.PENDING.value,
-                        0,
-                        due,
-                        "",
-                        "",
-                        due,
+                    _DeliveryRow(
+                        id=ids.delivery_id(),
+                        event_id=event_id,
+                        destination_id=route.destination_id,
+                        state=DeliveryState.PENDING.value,
+                        attempts=0,
+                        next_attempt_at=due,
+                        lease_owner="",
+                        last_error="",
+                        created_at=due,
                     )
                 )
                 count += 1
@@ -311,36 +352,8 @@ class _Insert:
         return self._sql[vendor]
 
 
-_EVENT_INSERT = _Insert(
-    Event,
-    (
-        "id",
-        "source_id",
-        "event_name",
-        "delivery_id",
-        "content_type",
-        "headers",
-        "body",
-        "body_sha256",
-        "conflict_with",
-        "received_at",
-    ),
-    json_column="headers",
-)
-_DELIVERY_INSERT = _Insert(
-    Delivery,
-    (
-        "id",
-        "event_id",
-        "destination_id",
-        "state",
-        "attempts",
-        "next_attempt_at",
-        "lease_owner",
-        "last_error",
-        "created_at",
-    ),
-)
+_EVENT_INSERT = _Insert(Event, _EventRow._fields, json_column="headers")
+_DELIVERY_INSERT = _Insert(Delivery, _DeliveryRow._fields)
 
 
 Outcome = StoredEvent | NotStored

@@ -17,9 +17,10 @@ import pytest
 from django.http.request import HttpHeaders
 from standardwebhooks.webhooks import Webhook
 
+from hookway.inbound import VerifyScheme
 from hookway.ingest import extract
 from hookway.ingest.errors import InvalidField, SignatureInvalid
-from hookway.ingest.verify import TOLERANCE_SECONDS, verify
+from hookway.ingest.verify import CHECKS, TOLERANCE_SECONDS, verify
 
 NOW = 1_700_000_000
 BODY = b'{"type": "invoice.paid", "id": "evt_1"}'
@@ -51,6 +52,10 @@ def rejects(scheme: str, named: Mapping[str, str | bytes], body: bytes, secrets:
     with pytest.raises(SignatureInvalid) as caught:
         verify(scheme, headers(named), body, secrets, now=NOW)
     return caught.value
+
+
+def test_every_scheme_has_a_check():
+    assert set(CHECKS) == set(VerifyScheme)
 
 
 # --- none ---------------------------------------------------------------------------------
