@@ -1,5 +1,6 @@
-"""Request timing: ``Server-Timing``, ``X-Request-ID`` and one structured log line per
-request. Async-only, so it adds no thread hop on Django's async path."""
+"""Hookway's middleware: request timing (``Server-Timing``, ``X-Request-ID`` and one
+structured log line per request) and the ALLOWED_HOSTS check of the lean ingest path.
+Async-only, so neither adds a thread hop on Django's async path."""
 
 from __future__ import annotations
 
@@ -20,14 +21,25 @@ logger = logging.getLogger("hookway.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-class RequestTimingMiddleware:
+GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
+
+class AsyncMiddleware:
+    """Django's middleware protocol, async only: Django calls ``__call__`` without
+    wrapping it in ``sync_to_async``."""
+
     sync_capable = False
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]):
+    def __init__(self, get_response: GetResponse):
         self.get_response = get_response
         markcoroutinefunction(self)
 
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        raise NotImplementedError
+
+
+class RequestTimingMiddleware(AsyncMiddleware):
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         # The ASGI handler may have started the timer already (it looks up the source
         # before reading the body); then its database time counts too.
@@ -72,17 +84,10 @@ class RequestTimingMiddleware:
         return response
 
 
-class AllowedHostsMiddleware:
+class AllowedHostsMiddleware(AsyncMiddleware):
     """The ALLOWED_HOSTS check for the ingest path, which skips Django's classic
     middleware (CommonMiddleware is what calls ``request.get_host()`` elsewhere): a
     request for another host gets the JSON 400 and Django's security log line."""
-
-    sync_capable = False
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]):
-        self.get_response = get_response
-        markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         try:
