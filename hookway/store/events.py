@@ -13,12 +13,13 @@ it.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -407,88 +408,88 @@ def store_claims(claims: Sequence[Claim]) -> list[Outcome]:
 def _transaction(
     claims: Sequence[Claim], taken: list[int], outcomes: dict[int, Outcome], *, careful: bool
 ) -> None:
-    """One transaction: take the live claims (unless ``taken`` already holds a previous
-    try's), write them, commit. ``outcomes`` holds what was written once it returns."""
-    if connection.vendor == "sqlite":
-        _sqlite_transaction(claims, taken, outcomes, careful=careful)
+    """One transaction: get the write lock, take the live claims (unless ``taken``
+    already holds a previous try's), write them, commit. ``outcomes`` holds what was
+    written once it returns.
+
+    The write lock (SQLite's, taken by BEGIN IMMEDIATE; PostgreSQL's ROW EXCLUSIVE on
+    the two tables, which waits only for a lock held against writes: a migration, an
+    operator's LOCK TABLE) is tried in short steps while a claim is live, and claims are
+    taken only once it is held: a locked database then delays only claims still free to
+    answer 503 at their deadline. The steps are sub-millisecond sleeps rather than
+    SQLite's busy handler, whose sleeps grow to 100 ms (with two web processes those
+    sleeps were the whole p99 of ingest: bench/results/ingest.md)."""
+    retry_until = max((claims[i].deadline for i in taken), default=0.0)
+    pause = 0.0002
+    with _busy_handler_off():
+        while (time.monotonic() < retry_until) if taken else any(c.live() for c in claims):
+            locked = False
+            try:
+                with transaction.atomic():
+                    _lock_for_writes()
+                    locked = True
+                    if not taken:
+                        taken.extend(i for i, c in enumerate(claims) if c.take())
+                    if not taken:
+                        return
+                    _bound_statements(min(claims[i].deadline for i in taken))
+                    _write_taken(claims, taken, outcomes, careful=careful)
+                return
+            except OperationalError as exc:
+                if locked or not _lock_busy(exc):
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
+    if taken:
+        raise OperationalError("the write lock was not available in time")
+
+
+@contextlib.contextmanager
+def _busy_handler_off() -> Iterator[None]:
+    """On SQLite, wait for the write lock here, not in SQLite's busy handler."""
+    if connection.vendor != "sqlite":
+        yield
         return
-    with transaction.atomic():
-        if not _postgres_write_locks(claims, taken):
-            return
-        if not taken:
-            taken.extend(i for i, c in enumerate(claims) if c.take())
-        if not taken:
-            return
-        # Statements may still wait (a row another transaction is inserting): bound
-        # them by the earliest deadline taken. Foreign keys are checked per statement,
-        # not at COMMIT, so a webhook whose source was just deleted fails alone.
-        left = min(claims[i].deadline for i in taken) - time.monotonic()
-        budget = max(1, int(left * 1000))
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout = 0")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {int(settings.HOOKWAY.db_timeout * 1000)}")
+
+
+def _lock_for_writes() -> None:
+    """PostgreSQL: take the tables' write locks, waiting at most 100 ms (SQLite's
+    BEGIN IMMEDIATE has taken its write lock already)."""
+    if connection.vendor == "postgresql":
+        qn = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SET LOCAL lock_timeout = 100; "
+                f"LOCK TABLE {qn(Event._meta.db_table)}, {qn(Delivery._meta.db_table)} "
+                "IN ROW EXCLUSIVE MODE"
+            )
+
+
+def _lock_busy(exc: OperationalError) -> bool:
+    """True when ``exc`` says another transaction holds the write lock."""
+    if connection.vendor == "sqlite":
+        return "locked" in str(exc)
+    return getattr(exc.__cause__, "sqlstate", None) == "55P03"  # lock_not_available
+
+
+def _bound_statements(deadline: float) -> None:
+    """PostgreSQL: statements may still wait (a row another transaction is inserting):
+    bound them by the earliest deadline taken. Foreign keys are checked per statement,
+    not at COMMIT, so a webhook whose source was just deleted fails alone."""
+    if connection.vendor == "postgresql":
+        budget = max(1, int((deadline - time.monotonic()) * 1000))
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SET LOCAL statement_timeout = {budget}; SET LOCAL lock_timeout = {budget}; "
                 "SET CONSTRAINTS ALL IMMEDIATE"
             )
-        _write_taken(claims, taken, outcomes, careful=careful)
-
-
-_WRITE_LOCKS = "LOCK TABLE {event}, {delivery} IN ROW EXCLUSIVE MODE"
-
-
-def _postgres_write_locks(claims: Sequence[Claim], taken: list[int]) -> bool:
-    """Take the write locks ingest's INSERTs need before taking any claim, in short
-    tries while a claim is live (as on SQLite): a lock held against writes (a migration,
-    an operator's LOCK TABLE) then delays only claims still free to answer 503 at their
-    deadline, instead of holding taken ones past it. False if every claim died first."""
-    qn = connection.ops.quote_name
-    sql = _WRITE_LOCKS.format(event=qn(Event._meta.db_table), delivery=qn(Delivery._meta.db_table))
-    retry_until = max((claims[i].deadline for i in taken), default=0.0)
-    pause = 0.001
-    while (time.monotonic() < retry_until) if taken else any(c.live() for c in claims):
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:  # a savepoint per try
-                cursor.execute("SET LOCAL lock_timeout = 100")
-                cursor.execute(sql)
-            return True
-        except OperationalError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.02)
-    if taken:
-        raise OperationalError("the tables' write locks were not available in time")
-    return False
-
-
-def _sqlite_transaction(
-    claims: Sequence[Claim], taken: list[int], outcomes: dict[int, Outcome], *, careful: bool
-) -> None:
-    """Wait for the write lock in sub-millisecond steps while any claim is live (or,
-    retrying, until the latest deadline taken), rather than with SQLite's busy handler,
-    whose sleeps grow to 100 ms (with two web processes those sleeps were the whole p99
-    of ingest: bench/results/ingest.md); then take the live claims and write them."""
-    pause = 0.0002
-    retry_until = max((claims[i].deadline for i in taken), default=0.0)
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA busy_timeout = 0")
-    try:
-        while (time.monotonic() < retry_until) if taken else any(c.live() for c in claims):
-            try:
-                with transaction.atomic():  # BEGIN IMMEDIATE: takes the write lock
-                    if not taken:
-                        taken.extend(i for i, c in enumerate(claims) if c.take())
-                    _write_taken(claims, taken, outcomes, careful=careful)
-                return
-            except OperationalError as exc:
-                if "locked" not in str(exc) or outcomes:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.002)
-        if taken:
-            raise OperationalError("database is locked")
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {int(settings.HOOKWAY.db_timeout * 1000)}")
 
 
 def _write_taken(
