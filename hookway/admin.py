@@ -59,6 +59,8 @@ class ManagedByFileAdmin(ModelAdmin[_M]):
     secret_field = ""
     secret_summary = ""
     secret_inputs: tuple[str, ...] = ()
+    # Secret fields with no write-only input yet: never shown, never editable here.
+    withheld: tuple[str, ...] = ()
 
     @staticmethod
     def _managed(obj: models.Model | None) -> bool:
@@ -69,7 +71,11 @@ class ManagedByFileAdmin(ModelAdmin[_M]):
         if self._managed(obj):
             # The inputs too: the admin drops read-only declared fields from the form, so
             # a crafted POST can't replace a managed entry's secret either.
-            fields = [f.name for f in self.model._meta.fields if f.name != self.secret_field]
+            fields = [
+                f.name
+                for f in self.model._meta.fields
+                if f.name != self.secret_field and f.name not in self.withheld
+            ]
             return [*fields, *summary, *self.secret_inputs]
         return ["managed", *summary]
 
@@ -78,6 +84,8 @@ class ManagedByFileAdmin(ModelAdmin[_M]):
         writable = not managed and (obj is None or self.has_change_permission(request, obj))
         names: list[str | _ListOrTuple[str]] = []
         for f in self.model._meta.fields:
+            if f.name in self.withheld:
+                continue
             if f.name == self.secret_field:
                 if obj is not None:
                     names.append(self.secret_summary)
@@ -261,6 +269,7 @@ class DestinationAdmin(ManagedByFileAdmin[Destination]):
     formfield_overrides = HTTPS_URLS
     secret_field, secret_summary = "signing_secret", "signing_secret_summary"
     secret_inputs = ("new_signing_secret", "clear_signing_secret")
+    withheld = ("bearer_token", "basic_auth")
     list_display = [
         "name",
         "url",

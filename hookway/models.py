@@ -63,6 +63,27 @@ class Destination(models.Model):
     concurrency = models.PositiveIntegerField(default=20)
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
+    # Paused: new events still create deliveries, which wait until it is resumed.
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    headers = models.JSONField(
+        default=dict, blank=True, help_text="Static headers added to every request (name: value)."
+    )
+    bearer_token = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text='Sent as "Authorization: Bearer …"; a literal or "env:NAME".',
+    )
+    basic_auth = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text='"user:password" (or "env:NAME" holding it), sent as HTTP Basic auth.',
+    )
+    forward_headers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Glob patterns of the sender's stored headers to pass on (e.g. X-Gitlab-*).",
+    )
     managed = models.BooleanField(default=False, help_text="Managed by the HOOKWAY_CONFIG file.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

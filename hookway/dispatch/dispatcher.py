@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -34,7 +35,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -213,7 +214,7 @@ class Dispatcher:
             for name, loop in supervised.items()
         }
         logger.info(
-            "dispatcher %s started (concurrency %d)", self.worker_id, self.config.concurrency
+            "dispatcher %s running (concurrency %d)", self.worker_id, self.config.concurrency
         )
         cancelled = False
         try:
@@ -235,7 +236,7 @@ class Dispatcher:
         if self._owns_client:
             await client.aclose()
         logger.info(
-            "dispatcher %s stopped: %d succeeded, %d retried, %d dead, %d released",
+            "dispatcher %s stopped: %d delivered, %d to retry, %d dead, %d released",
             self.worker_id,
             self.stats.succeeded,
             self.stats.retried,
@@ -395,8 +396,10 @@ class Dispatcher:
                     error=f"internal error: {type(exc).__name__}: {exc}",
                     error_kind=ErrorKind.INTERNAL,
                 )
-            self._outbox.append(self._settle(delivery, result))
+            settlement = self._settle(delivery, result)
+            self._outbox.append(settlement)
             self._outbox_changed.set()
+            _log_outcome(delivery, settlement)
         finally:
             self._inflight.pop(delivery.delivery_id, None)
             left = self._busy.get(delivery.destination_id, 1) - 1
@@ -591,6 +594,49 @@ class Dispatcher:
                     delay,
                 )
                 await asyncio.sleep(delay)
+
+
+def _log_outcome(delivery: OutboundDelivery, settlement: Settlement) -> None:
+    """One structured line per failed attempt (WARNING), dead delivery and disabled
+    destination (ERROR), so failures are seen without opening the admin."""
+    r = settlement.result
+    if r.outcome == "success":
+        return
+    fields: dict[str, object] = {
+        "event": "attempt_failed",
+        "event_id": delivery.event_id,
+        "delivery_id": delivery.delivery_id,
+        "destination": delivery.destination_name,
+        "attempt": r.attempt,
+        "max_attempts": delivery.max_attempts,
+        "outcome": r.outcome,
+        "error_kind": r.error_kind.value,
+        "status_code": r.status_code,
+        "error": r.error[:300],
+        "duration_ms": round(r.duration_ms, 1),
+    }
+    if settlement.state == DeliveryState.PENDING and settlement.retry_in is not None:
+        fields["retry_in_s"] = round(settlement.retry_in, 1)
+        fields["next_attempt_at"] = (
+            datetime.now(UTC) + timedelta(seconds=settlement.retry_in)
+        ).isoformat(timespec="seconds")
+        logger.warning(json.dumps(fields, ensure_ascii=True))
+    else:
+        fields["event"] = "delivery_dead"
+        fields["reason"] = settlement.note
+        logger.error(json.dumps(fields, ensure_ascii=True))
+    if r.disable_destination:
+        logger.error(
+            json.dumps(
+                {
+                    "event": "destination_disabled",
+                    "destination": delivery.destination_name,
+                    "reason": "the receiver answered 410 Gone",
+                    "delivery_id": delivery.delivery_id,
+                },
+                ensure_ascii=True,
+            )
+        )
 
 
 async def _write_batch(worker: str, batch: list[Settlement]) -> bool:

@@ -322,3 +322,21 @@ def test_the_history_never_records_a_secret(superuser, records):
     assert_no_secret(page(superuser, f"{ADMIN}/source/{source.pk}/history/"))
     assert_no_secret(page(superuser, f"{ADMIN}/destination/{destination.pk}/history/"))
     assert_no_secret(page(superuser, "/admin/"))  # the recent actions list
+
+
+@pytest.mark.parametrize("managed", [False, True])
+def test_destination_auth_secrets_never_show(superuser: Client, managed: bool) -> None:
+    destination = Destination.objects.create(
+        name="auth",
+        url="https://auth.example.com/",
+        bearer_token="bearer-token-value-6a1f",
+        basic_auth="user:basic-password-90c3",
+        managed=managed,
+    )
+    for url in (
+        "/admin/hookway/destination/",
+        f"/admin/hookway/destination/{destination.pk}/change/",
+    ):
+        text = page(superuser, url)
+        assert "bearer-token-value" not in text
+        assert "basic-password" not in text

@@ -4,6 +4,7 @@ dead letters, replay, concurrency limits, SSRF refusal, graceful stop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -312,3 +313,73 @@ async def test_both_transports_deliver_through_the_pinned_connection(client, rec
     assert got.headers["host"] == f"localhost:{target.port}"
     assert got.headers["webhook-id"] == (await Delivery.objects.aget()).id
     await d._client.aclose()
+
+
+def dispatch_log(caplog: pytest.LogCaptureFixture) -> list[tuple[str, dict[str, Any]]]:
+    import json
+
+    return [
+        (r.levelname, json.loads(r.getMessage()))
+        for r in caplog.records
+        if r.name == "hookway.dispatch" and r.getMessage().startswith("{")
+    ]
+
+
+async def test_each_failed_attempt_and_the_dead_delivery_are_logged(client, receiver, caplog):
+    broken = receiver(lambda request, n: Reply(status=500))
+    await routes_to({"name": "broken", "url": broken.url(), "max_attempts": 2})
+    event = await post(client)
+    caplog.set_level(logging.INFO, "hookway.dispatch")
+
+    await run(retry_schedule=(0, 0.05))
+
+    delivery = await Delivery.objects.aget()
+    (failed, first), (dead, second) = dispatch_log(caplog)
+    assert failed == "WARNING"
+    assert first["event"] == "attempt_failed"
+    assert first["event_id"] == event["id"]
+    assert first["delivery_id"] == delivery.id
+    assert first["destination"] == "broken"
+    assert (first["attempt"], first["max_attempts"]) == (1, 2)
+    assert (first["outcome"], first["error_kind"], first["status_code"]) == (
+        "retry",
+        "http_status",
+        500,
+    )
+    assert first["next_attempt_at"]
+    assert dead == "ERROR"
+    assert second["event"] == "delivery_dead"
+    assert second["attempt"] == 2
+    assert "gave up after 2 attempts" in second["reason"]
+
+
+async def test_a_410_logs_the_destination_disabled(client, receiver, caplog):
+    gone = receiver(lambda request, n: Reply(status=410))
+    await routes_to({"name": "gone", "url": gone.url()})
+    await post(client)
+    caplog.set_level(logging.INFO, "hookway.dispatch")
+
+    await run()
+
+    events = [(level, line["event"]) for level, line in dispatch_log(caplog)]
+    assert events == [("ERROR", "delivery_dead"), ("ERROR", "destination_disabled")]
+
+
+async def test_a_refused_connection_is_logged_and_recorded_as_refused_not_timed_out(client, caplog):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    await routes_to({"name": "down", "url": f"http://127.0.0.1:{port}/hook", "max_attempts": 1})
+    await post(client)
+    caplog.set_level(logging.INFO, "hookway.dispatch")
+
+    await run()
+
+    (attempt,) = await attempts_of((await Delivery.objects.aget()).id)
+    assert attempt.error_kind == "connection_refused"
+    assert attempt.error.startswith("connection refused")
+    assert attempt.duration_ms < 1000
+    ((_, line),) = dispatch_log(caplog)
+    assert line["error_kind"] == "connection_refused"

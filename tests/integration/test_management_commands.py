@@ -397,7 +397,9 @@ def test_dispatch_until_empty_delivers_pending_deliveries_and_exits(receiver, tm
     code, log = dispatch_process(tmp_path, {"HOOKWAY_ALLOW_PRIVATE_DESTINATIONS": "true"})
 
     assert code == 0, log
-    assert "dispatcher stopped: 2 delivered, 0 to retry, 0 dead, 0 released" in log
+    (stopped,) = [line for line in log.splitlines() if " stopped: " in line]
+    assert stopped.endswith("stopped: 2 delivered, 0 to retry, 0 dead, 0 released")
+    assert sum(" running (concurrency " in line for line in log.splitlines()) == 1
     got = {r.path: r for r in target.received()}
     assert set(got) == {"/one", "/two"}
     for delivery in deliveries:

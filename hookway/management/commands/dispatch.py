@@ -38,14 +38,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
+        # The dispatcher logs its own "running" and "stopped: …" lines.
         try:
-            stats = asyncio.run(self._run(options))
+            asyncio.run(self._run(options))
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(
-            f"dispatcher stopped: {stats.succeeded} delivered, {stats.retried} to retry, "
-            f"{stats.dead} dead, {stats.released} released"
-        )
 
     async def _run(self, options: dict[str, Any]) -> Any:
         from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig
@@ -63,10 +60,6 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, dispatcher.stop)
-        self.stdout.write(
-            f"dispatcher {dispatcher.worker_id} running (concurrency {config.concurrency})"
-        )
-        self.stdout.flush()
         try:
             return await dispatcher.run()
         finally:
