@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from hookway.admin import EventAdmin
+from hookway.admin.records import EventAdmin
 from hookway.models import Event, Source
 
 

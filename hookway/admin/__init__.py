@@ -1,0 +1,7 @@
+"""The Django admin: sources, destinations and routes (editable unless the config file
+manages them), and events, deliveries and attempts (read-only records)."""
+
+from hookway.admin import config, records
+from hookway.admin.base import MANAGED_NOTE
+
+__all__ = ["MANAGED_NOTE", "config", "records"]
