@@ -28,18 +28,29 @@ install:
 # The demo (and its admin login) may use Hookway's development SECRET_KEY when none is set;
 # anything else refuses to start without one (docs/configuration.md).
 run superuser: export HOOKWAY_DEMO ?= true
+# The demo config unless HOOKWAY_CONFIG names the operator's own file.
+run: export HOOKWAY_CONFIG := $(or $(HOOKWAY_CONFIG),var/demo.toml)
+run: export HOOKWAY_ALLOW_PRIVATE_DESTINATIONS ?= true
 run: install
 	@mkdir -p var
 	@sed -e "s#http://127.0.0.1:8000/#http://$(HOST):$(PORT)/#" config/demo.toml > var/demo.toml
 	@$(RUN) python manage.py migrate --no-input -v0
+	@$(RUN) python manage.py collectstatic --no-input -v0
 	@HOST=$(HOST) PORT=$(PORT) $(RUN) python manage.py banner
-	@HOOKWAY_CONFIG=$${HOOKWAY_CONFIG:-var/demo.toml} \
-		HOOKWAY_ALLOW_PRIVATE_DESTINATIONS=$${HOOKWAY_ALLOW_PRIVATE_DESTINATIONS:-true} \
-		exec $(RUN) uvicorn hookway.asgi:application --host $(HOST) --port $(PORT) \
+	@exec $(RUN) uvicorn hookway.asgi:application --host $(HOST) --port $(PORT) \
 		--lifespan on --no-access-log --timeout-graceful-shutdown 15
 
+# Interactive; or, with DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD (and
+# optionally DJANGO_SUPERUSER_EMAIL) set, without a terminal (scripts, CI, containers).
 superuser: install
-	$(RUN) python manage.py createsuperuser
+	@$(RUN) python manage.py migrate --no-input -v0
+	@if [ -n "$$DJANGO_SUPERUSER_USERNAME" ] && [ -n "$$DJANGO_SUPERUSER_PASSWORD" ]; then \
+		DJANGO_SUPERUSER_EMAIL=$${DJANGO_SUPERUSER_EMAIL:-$$DJANGO_SUPERUSER_USERNAME@localhost} \
+		$(RUN) python manage.py createsuperuser --no-input \
+		&& echo "superuser $$DJANGO_SUPERUSER_USERNAME created"; \
+	else \
+		$(RUN) python manage.py createsuperuser; \
+	fi
 
 lint: install
 	$(RUN) ruff format --check .

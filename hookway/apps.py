@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -7,9 +9,10 @@ class HookwayConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
         from django.db.models.signals import post_delete, post_save
 
-        from hookway import checks, gate  # noqa: F401 (importing checks registers them)
+        from hookway import checks, gate, timing  # noqa: F401 (importing checks registers them)
         from hookway.models import Destination, Route, Source
 
         def forget(**kwargs: object) -> None:
@@ -20,3 +23,10 @@ class HookwayConfig(AppConfig):
             uid = f"hookway-cache-{model.__name__}"
             post_save.connect(forget, sender=model, weak=False, dispatch_uid=uid)
             post_delete.connect(forget, sender=model, weak=False, dispatch_uid=uid + "-del")
+
+        def time_queries(connection: Any, **kwargs: object) -> None:
+            # Every query of a request counts toward its Server-Timing "db" entry.
+            if timing.time_query not in connection.execute_wrappers:
+                connection.execute_wrappers.append(timing.time_query)
+
+        connection_created.connect(time_queries, weak=False, dispatch_uid="hookway-db-timing")

@@ -72,19 +72,10 @@ def _guarded(func: Callable[P, R], *, reconnect: bool = False) -> Callable[P, R]
 
 
 def _db(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """Run a sync store function in the thread pool, adding its time to the request's
-    Server-Timing ``db`` entry."""
-    run = sync_to_async(_guarded(func), thread_sensitive=True)
-
-    @wraps(func)
-    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        started = time.perf_counter()
-        try:
-            return await run(*args, **kwargs)
-        finally:
-            timing.add_db_time(time.perf_counter() - started)
-
-    return call
+    """Run a sync store function in the thread pool. (Its queries count toward the
+    request's Server-Timing ``db`` entry through hookway.timing.time_query: the thread
+    runs in a copy of the request's context.)"""
+    return sync_to_async(_guarded(func), thread_sensitive=True)
 
 
 def default_deadline() -> float:
@@ -315,6 +306,14 @@ async def acall_receivers(
 
 async def async_sync_config(config: HookwayConfig) -> config_sync.SyncReport:
     report = await _db(config_sync.sync)(config)
+    clear_source_cache()
+    return report
+
+
+async def async_sync_config_if_changed(
+    config: HookwayConfig, path: str
+) -> config_sync.SyncReport | None:
+    report = await _db(config_sync.sync_if_changed)(config, path)
     clear_source_cache()
     return report
 

@@ -42,6 +42,7 @@ from hookway.ingest.views import (
     SOURCE_KEY,
     SOURCE_LOOKUP_ERROR,
 )
+from hookway.static import StaticFiles
 from hookway.store.errors import StoreUnavailable
 
 HOOK_PATH = re.compile(r"^/hooks/(.+?)/?$")
@@ -305,12 +306,13 @@ async def _buffered_body(scope: Scope, receive: Receive, send: Send, limit: int)
 
 class HookwayASGIHandler(ASGIHandler):
     """Hookway's ASGI app: request limits first, then ``/hooks/…`` to the lean ingest
-    handler and everything else (admin, health, echo) through Django's stock handler
-    and full middleware stack."""
+    handler, static files (hookway.static), and everything else (admin, health, echo)
+    through Django's stock handler and full middleware stack."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ingest = IngestASGIHandler()
+        self.static = StaticFiles()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -322,8 +324,11 @@ class HookwayASGIHandler(ASGIHandler):
         if problem is not None:
             await refuse(scope, send, 431, "headers_too_large", problem)
             return
-        if scope.get("path", "").startswith("/hooks/"):
+        path = scope.get("path", "")
+        if path.startswith("/hooks/"):
             await self.ingest.handle(scope, receive, send)
+            return
+        if path.startswith(self.static.prefix) and await self.static.serve(scope, send):
             return
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         replay = receive if limit is None else await _buffered_body(scope, receive, send, limit)

@@ -56,9 +56,7 @@ class RequestTimingMiddleware(AsyncMiddleware):
             if token is not None:
                 timing.current.reset(token)
         total_ms = (time.perf_counter() - timer.started) * 1000
-        metrics = [f"total;dur={total_ms:.2f}"]
-        if timer.db_calls:
-            metrics.append(f"db;dur={timer.db_seconds * 1000:.2f}")
+        metrics = [f"total;dur={total_ms:.2f}", f"db;dur={timer.db_seconds * 1000:.2f}"]
         response["Server-Timing"] = ", ".join(metrics)
         response["X-Request-ID"] = request_id
         # Ingest skips Django's other middleware (hookway.handler): keep what it adds.

@@ -231,3 +231,17 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class AppliedConfig(models.Model):
+    """The HOOKWAY_CONFIG content last applied to this database (one row). A process
+    starting with the same content skips the sync, so N web workers and the dispatchers
+    apply a change once, and log it once."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    sha256 = models.CharField(max_length=64)
+    path = models.CharField(max_length=1000)
+    applied_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.sha256[:12]})"

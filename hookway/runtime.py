@@ -46,9 +46,12 @@ async def apply_config_file() -> None:
     path = settings.HOOKWAY.config_path
     if path is None:
         return
-    config = config_file.load(path)
-    report = await gate.async_sync_config(config)
-    logger.info("config %s: %s", path, report)
+    config = config_file.load(path)  # validated at every start, applied once per change
+    report = await gate.async_sync_config_if_changed(config, str(path))
+    if report is None:
+        logger.debug("config %s: unchanged since it was last applied", path)
+    else:
+        logger.info("config %s applied: %s", path, report)
 
 
 @dataclass(frozen=True)

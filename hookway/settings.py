@@ -119,6 +119,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# Served by hookway.static (WhiteNoise's responders over ASGI). Files are found in the
+# apps' static folders, so the admin is styled without collectstatic; collectstatic adds
+# compressed variants (gzip, brotli when installed) that WhiteNoise then prefers.
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGGING = {
     "version": 1,

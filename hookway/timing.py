@@ -4,8 +4,10 @@ measures database time). A ContextVar, so concurrent requests never mix their nu
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -31,3 +33,20 @@ def label(key: str, value: str) -> None:
     timer = current.get()
     if timer is not None:
         timer.labels[key] = value
+
+
+def time_query(
+    execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    """A database execute wrapper (installed on every connection, hookway.apps): adds
+    each query's time to the current request's ``db`` entry. Queries outside a request
+    (the dispatcher, ingest's writer thread) find no timer and cost nothing more."""
+    timer = current.get()
+    if timer is None:
+        return execute(sql, params, many, context)
+    started = time.perf_counter()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        timer.db_seconds += time.perf_counter() - started
+        timer.db_calls += 1

@@ -7,12 +7,14 @@ removed (routes). Entries created in the admin (``managed=False``) are never tou
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from hookway.config.file import HookwayConfig
-from hookway.models import Destination, Route, Source
+from hookway.models import AppliedConfig, Destination, Route, Source
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,30 @@ def sync(config: HookwayConfig) -> SyncReport:
             routes=len(keep_routes),
             disabled=disabled + removed,
         )
+
+
+def fingerprint(config: HookwayConfig) -> str:
+    """The SHA-256 of the parsed configuration (whitespace and comments don't count)."""
+    return hashlib.sha256(repr(config).encode()).hexdigest()
+
+
+def sync_if_changed(config: HookwayConfig, path: str) -> SyncReport | None:
+    """Sync unless this database already has exactly this configuration applied; return
+    the report, or None when there was nothing to do. Processes starting together
+    serialise on the one AppliedConfig row, so only the first applies a change."""
+    digest = fingerprint(config)
+    with transaction.atomic():
+        AppliedConfig.objects.bulk_create(
+            [AppliedConfig(sha256="", path="", applied_at=timezone.now())],
+            ignore_conflicts=True,
+        )
+        rows = AppliedConfig.objects.filter(pk=1)
+        if connection.vendor == "postgresql":
+            rows = rows.select_for_update()
+        applied = rows.get()
+        if applied.sha256 == digest:
+            return None
+        report = sync(config)
+        applied.sha256, applied.path, applied.applied_at = digest, path, timezone.now()
+        applied.save()
+        return report

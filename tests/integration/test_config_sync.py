@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +431,33 @@ def test_a_server_with_a_valid_config_file_serves_its_source_at_once(start_serve
     )
     assert forged.status_code == 401
     assert Source.objects.get(slug="cfg").managed is True
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_same_config_is_applied_once_and_a_change_again(tmp_path, caplog):
+    import logging
+
+    from django.conf import settings
+
+    from hookway import runtime
+
+    path = tmp_path / "hookway.toml"
+    path.write_text('[[sources]]\nslug = "once"\n')
+    caplog.set_level(logging.DEBUG, "hookway.runtime")
+    original = settings.HOOKWAY
+    settings.HOOKWAY = dataclasses.replace(original, config_path=path)
+    try:
+        # Three processes starting with the same file (web workers, a dispatcher).
+        await asyncio.gather(*(runtime.apply_config_file() for _ in range(3)))
+        applied = [r for r in caplog.records if "applied:" in r.getMessage()]
+        assert len(applied) == 1, [r.getMessage() for r in caplog.records]
+        path.write_text('[[sources]]\nslug = "once"\n\n# a comment changes nothing\n')
+        await runtime.apply_config_file()
+        assert len([r for r in caplog.records if "applied:" in r.getMessage()]) == 1
+        path.write_text('[[sources]]\nslug = "twice"\n')
+        await runtime.apply_config_file()
+        assert len([r for r in caplog.records if "applied:" in r.getMessage()]) == 2
+    finally:
+        settings.HOOKWAY = original
+    assert await Source.objects.filter(slug="twice", enabled=True).aexists()
+    assert not await Source.objects.filter(slug="once", enabled=True).aexists()
