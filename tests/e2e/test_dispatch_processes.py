@@ -239,7 +239,7 @@ events = ["push", "merge_request*"]
     assert server.stop() in (0, -signal.SIGTERM)
     log = server.log()
     assert "dispatcher" in log
-    assert "stopped: 1 succeeded" in log
+    assert "stopped: 1 delivered" in log
     assert "Application shutdown complete" in log
 
 

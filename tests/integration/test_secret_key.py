@@ -42,7 +42,7 @@ def test_a_plain_check_leaves_the_development_key_to_check_deploy(settings):
 
 
 @pytest.mark.parametrize("key", ["development", "real"])
-def test_the_banner_says_when_the_development_key_is_in_use(settings, key):
+def test_the_banner_says_when_the_development_key_is_in_use(settings, key, db):
     if key == "development":
         settings.SECRET_KEY = conf.DEVELOPMENT_SECRET_KEY
     out = StringIO()

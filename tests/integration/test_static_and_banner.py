@@ -8,6 +8,7 @@ import inspect
 import io
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -102,8 +103,12 @@ def test_with_no_source_at_all_the_banner_says_how_to_add_one(monkeypatch, db):
 
 
 def test_make_superuser_works_without_a_terminal(db):
+    # As from an operator's shell: not inside the test runner's virtual environment.
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PATH")},
+        "PATH": path,
         "DATABASE_URL": conftest.test_database_url(),
         "DJANGO_SUPERUSER_USERNAME": "ops",
         "DJANGO_SUPERUSER_PASSWORD": "correct-horse-battery-staple",
