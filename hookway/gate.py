@@ -34,9 +34,15 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from hookway import timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
-from hookway.store import deliveries, events, replay
+from hookway.store import deliveries, destinations, events, replay
 from hookway.store.db import disconnected
+from hookway.store.destinations import Change as Change
+from hookway.store.destinations import DestinationError as DestinationError
+from hookway.store.destinations import DestinationState as DestinationState
 from hookway.store.errors import NotStored, StoreTimeout, StoreUnavailable
+
+# Re-exported above ("X as X"): what the destination functions below answer, for their
+# callers (commands, the admin, the API), which import no store module.
 
 logger = logging.getLogger("hookway.ingest")
 
@@ -289,6 +295,13 @@ adata_version = _db(deliveries.data_version)
 areplay_events = _db(replay.replay_events)
 areplay_deliveries = _db(replay.replay_deliveries)
 areplay_dead = _db(replay.replay_dead)
+
+# A destination's operational state (hookway.store.destinations): each change returns a
+# Change; raises a destinations.DestinationError when it can't be made.
+adestination_states = _db(destinations.states)
+apause_destination = _db(destinations.pause)
+aresume_destination = _db(destinations.resume)
+aenable_destination = _db(destinations.enable)
 
 
 async def acall_receivers(

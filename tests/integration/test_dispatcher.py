@@ -127,8 +127,12 @@ async def test_410_kills_the_delivery_and_disables_the_destination(client, recei
     destination = await Destination.objects.aget(name="gone")
     assert destination.enabled is False
     assert destination.disabled_reason.startswith("410")
-    # New events create no delivery for the disabled destination.
-    assert (await post(client))["deliveries"] == 0
+    # New events still create a delivery for the disabled destination: it waits, unsent.
+    waiting = await post(client)
+    assert waiting["deliveries"] == 1
+    await run()
+    assert len(gone.received()) == 1
+    assert (await Delivery.objects.aget(event_id=waiting["id"])).state == DeliveryState.PENDING
 
 
 async def test_a_delivery_is_dead_after_max_attempts(client, receiver):

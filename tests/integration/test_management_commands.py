@@ -348,6 +348,95 @@ def test_replay_dead_with_a_garbage_since_is_an_error(routed):
         run("replay", "--dead", "--since", "soon")
 
 
+# -- destination --------------------------------------------------------------------------
+
+
+def pending_to(name: str, count: int) -> None:
+    destination = Destination.objects.get(name=name)
+    source = Source.objects.get(slug="gitlab")
+    now = timezone.now()
+    for _ in range(count):
+        event = Event.objects.create(
+            source=source, event_name="push", headers={}, body=b"{}", received_at=now
+        )
+        Delivery.objects.create(
+            event=event, destination=destination, next_attempt_at=now, created_at=now
+        )
+
+
+def test_destination_pause_list_and_resume(config_path: Path):
+    run("sync_config", str(config_path))
+    pending_to("ci-bot", 2)
+
+    out = run("destination", "pause", "ci-bot", "--reason", "receiver maintenance")
+
+    assert out.strip() == "'ci-bot' paused; 2 pending deliveries wait until it is resumed"
+    ci = Destination.objects.get(name="ci-bot")
+    assert (ci.paused, ci.paused_reason) == (True, "receiver maintenance")
+    since = f"{ci.paused_at:%Y-%m-%d %H:%M:%S} UTC"
+    assert run("destination", "pause", "ci-bot").strip() == (
+        f"'ci-bot' is already paused since {since} (receiver maintenance)"
+    )
+    assert run("destination", "list").splitlines() == [
+        "NAME    PENDING  STATE",
+        "audit         0  active  [config file]",
+        f"ci-bot        2  paused since {since} (receiver maintenance)  [config file]",
+    ]
+
+    out = run("destination", "resume", "ci-bot")
+
+    assert out.strip() == "'ci-bot' resumed; 2 pending deliveries are sent, oldest first"
+    ci.refresh_from_db()
+    assert (ci.paused, ci.paused_at, ci.paused_reason) == (False, None, "")
+    assert run("destination", "resume", "ci-bot").strip() == "'ci-bot' is not paused (active)"
+
+
+def test_destination_enable_after_a_410(config_path: Path):
+    run("sync_config", str(config_path))
+    reason = "410 Gone from the receiver at 2026-11-23 10:00:00 UTC"
+    Destination.objects.filter(name="audit").update(enabled=False, disabled_reason=reason)
+    pending_to("audit", 1)
+    assert run("destination", "list").splitlines()[1] == (
+        f"audit         1  disabled ({reason})  [config file]"
+    )
+
+    out = run("destination", "enable", "audit")
+
+    assert out.strip() == "'audit' enabled; 1 pending delivery is sent, oldest first"
+    audit = Destination.objects.get(name="audit")
+    assert (audit.enabled, audit.disabled_reason) == (True, "")
+    assert run("destination", "enable", "audit").strip() == "'audit' is already enabled (active)"
+
+
+def test_destination_enable_refuses_one_the_config_file_disabled(config_path: Path):
+    config_path.write_text(CONFIG.replace('name = "audit"', 'name = "audit"\nenabled = false'))
+    run("sync_config", str(config_path))
+
+    with pytest.raises(CommandError) as info:
+        run("destination", "enable", "audit")
+
+    assert str(info.value) == (
+        "'audit' is disabled in the config file (enabled = false): change it there; "
+        "the next sync would disable it again"
+    )
+    assert Destination.objects.get(name="audit").enabled is False
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "enable"])
+def test_destination_with_an_unknown_name_is_an_error(action: str):
+    with pytest.raises(CommandError, match="no destination named 'nope'"):
+        run("destination", action, "nope")
+
+
+def test_destination_needs_an_action():
+    with pytest.raises(CommandError, match="the following arguments are required: ACTION"):
+        run("destination")
+
+
+def test_destination_list_without_destinations():
+    assert run("destination", "list").strip() == "no destinations"
+
+
 # -- dispatch -----------------------------------------------------------------------------
 
 
