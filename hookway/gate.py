@@ -40,9 +40,13 @@ from hookway.store.destinations import Change as Change
 from hookway.store.destinations import DestinationError as DestinationError
 from hookway.store.destinations import DestinationState as DestinationState
 from hookway.store.errors import NotStored, StoreTimeout, StoreUnavailable
+from hookway.store.replay import Created as Created
+from hookway.store.replay import ReplayResult as ReplayResult
+from hookway.store.replay import SkipKind as SkipKind
+from hookway.store.replay import Skipped as Skipped
 
-# Re-exported above ("X as X"): what the destination functions below answer, for their
-# callers (commands, the admin, the API), which import no store module.
+# Re-exported above ("X as X"): what the replay and destination functions below answer,
+# for their callers (commands, the admin, the API), which import no store module.
 
 logger = logging.getLogger("hookway.ingest")
 
@@ -292,6 +296,8 @@ aseconds_until_due = _db(deliveries.seconds_until_due)
 apending_count = _db(deliveries.pending_count)
 adata_version = _db(deliveries.data_version)
 
+# Replay (hookway.store.replay): each returns a ReplayResult, what was created and why
+# anything was skipped.
 areplay_events = _db(replay.replay_events)
 areplay_deliveries = _db(replay.replay_deliveries)
 areplay_dead = _db(replay.replay_dead)

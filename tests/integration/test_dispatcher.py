@@ -165,10 +165,12 @@ async def test_replaying_dead_deliveries_delivers_them_with_a_new_webhook_id(cli
     healthy = True
     from django.utils import timezone
 
-    created = await gate.areplay_dead(timezone.now() - timezone.timedelta(hours=1), None)
-    assert created == 1
+    result = await gate.areplay_dead(timezone.now() - timezone.timedelta(hours=1), None)
+    assert len(result.created) == 1
     # Replaying again creates nothing: that dead delivery has been replayed already.
-    assert await gate.areplay_dead(timezone.now() - timezone.timedelta(hours=1), None) == 0
+    again = await gate.areplay_dead(timezone.now() - timezone.timedelta(hours=1), None)
+    assert again.created == ()
+    assert [s.kind for s in again.skipped] == [gate.SkipKind.ALREADY_REPLAYED]
     await run()
 
     replay = await Delivery.objects.aget(replay_of=dead)
