@@ -34,9 +34,19 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from hookway import timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
-from hookway.store import deliveries, events, replay
+from hookway.store import deliveries, destinations, events, replay
 from hookway.store.db import disconnected
+from hookway.store.destinations import Change as Change
+from hookway.store.destinations import DestinationError as DestinationError
+from hookway.store.destinations import DestinationState as DestinationState
 from hookway.store.errors import NotStored, StoreTimeout, StoreUnavailable
+from hookway.store.replay import Created as Created
+from hookway.store.replay import ReplayResult as ReplayResult
+from hookway.store.replay import SkipKind as SkipKind
+from hookway.store.replay import Skipped as Skipped
+
+# Re-exported above ("X as X"): what the replay and destination functions below answer,
+# for their callers (commands, the admin, the API), which import no store module.
 
 logger = logging.getLogger("hookway.ingest")
 
@@ -286,9 +296,18 @@ aseconds_until_due = _db(deliveries.seconds_until_due)
 apending_count = _db(deliveries.pending_count)
 adata_version = _db(deliveries.data_version)
 
+# Replay (hookway.store.replay): each returns a ReplayResult, what was created and why
+# anything was skipped.
 areplay_events = _db(replay.replay_events)
 areplay_deliveries = _db(replay.replay_deliveries)
 areplay_dead = _db(replay.replay_dead)
+
+# A destination's operational state (hookway.store.destinations): each change returns a
+# Change; raises a destinations.DestinationError when it can't be made.
+adestination_states = _db(destinations.states)
+apause_destination = _db(destinations.pause)
+aresume_destination = _db(destinations.resume)
+aenable_destination = _db(destinations.enable)
 
 
 async def acall_receivers(

@@ -52,6 +52,12 @@ class Source(models.Model):
         return self.slug
 
 
+# Why a managed destination is disabled when the config file did it (hookway.config.sync):
+# only the file turns it back on, so `manage.py destination enable` refuses these.
+DISABLED_IN_FILE = "disabled in the config file"
+REMOVED_FROM_FILE = "removed from the config file"
+
+
 class Destination(models.Model):
     name = models.SlugField(max_length=64, unique=True)
     url = models.URLField(max_length=2000)
@@ -63,9 +69,11 @@ class Destination(models.Model):
     concurrency = models.PositiveIntegerField(default=20)
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
-    # Paused: new events still create deliveries, which wait until it is resumed.
+    # Paused: new events still create deliveries, which wait until it is resumed
+    # (hookway.store.destinations). Operational state: the config file never sets it.
     paused = models.BooleanField(default=False)
     paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=500, blank=True)
     headers = models.JSONField(
         default=dict, blank=True, help_text="Static headers added to every request (name: value)."
     )

@@ -1,22 +1,28 @@
 """The admin of what the config file defines: sources, destinations and routes (editable
-unless the file manages them; secrets write-only)."""
+unless the file manages them; secrets write-only). A destination's pause, resume and
+enable (after a 410) are operational state, with actions and buttons of their own that
+work on managed destinations too."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from hookway import gate
 from hookway.admin.base import (
     ManagedByFileAdmin,
     WriteOnlySecretForm,
     WriteOnlyTextarea,
     _check_ref,
 )
+from hookway.admin.buttons import Button, ButtonsAdmin
 from hookway.config.file import destination_url_problem
-from hookway.models import Destination, Route, Source
+from hookway.models import DISABLED_IN_FILE, REMOVED_FROM_FILE, Destination, Route, Source
 from hookway.secrets import describe, describe_ref
 
 
@@ -139,8 +145,12 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
         return url
 
 
+# Set by the Pause / Resume / Enable buttons and actions only, so they stay consistent.
+STATE_FIELDS = ("paused", "paused_at", "paused_reason")
+
+
 @admin.register(Destination)
-class DestinationAdmin(ManagedByFileAdmin[Destination]):
+class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination]):
     form = DestinationForm
     formfield_overrides = HTTPS_URLS
     secret_field, secret_summary = "signing_secret", "signing_secret_summary"
@@ -151,13 +161,77 @@ class DestinationAdmin(ManagedByFileAdmin[Destination]):
         "url",
         "enabled",
         "disabled_reason",
+        "paused",
         "max_attempts",
         "concurrency",
         "signing_secret_summary",
         "managed",
     ]
-    list_filter = ["enabled", "managed"]
+    list_filter = ["enabled", "paused", "managed"]
     search_fields = ["name", "url"]
+    actions = ["pause_destinations", "resume_destinations", "enable_destinations"]
+    button_actions = ("pause", "resume", "enable")
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Destination | None = None
+    ) -> list[str]:
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, *(f for f in STATE_FIELDS if f not in fields)]
+
+    def _change(self, request: HttpRequest, action: str, name: str, reason: str = "") -> None:
+        try:
+            if action == "pause":
+                change = gate.run_sync(gate.apause_destination, name, reason)
+            elif action == "resume":
+                change = gate.run_sync(gate.aresume_destination, name)
+            else:
+                change = gate.run_sync(gate.aenable_destination, name)
+        except gate.DestinationError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(
+            request, change.message, messages.SUCCESS if change.changed else messages.WARNING
+        )
+
+    @admin.action(description="Pause: hold their deliveries until resumed", permissions=["change"])
+    def pause_destinations(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
+        for name in queryset.values_list("name", flat=True):
+            self._change(request, "pause", name)
+
+    @admin.action(description="Resume: send what waits, oldest first", permissions=["change"])
+    def resume_destinations(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
+        for name in queryset.values_list("name", flat=True):
+            self._change(request, "resume", name)
+
+    @admin.action(description="Enable again (after a 410)", permissions=["change"])
+    def enable_destinations(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
+        for name in queryset.values_list("name", flat=True):
+            self._change(request, "enable", name)
+
+    def buttons(self, request: HttpRequest, obj: Destination) -> list[Button]:
+        shown = []
+        if obj.paused:
+            shown.append(Button("Resume", "resume", title="Send what waits, oldest first"))
+        else:
+            shown.append(
+                Button(
+                    "Pause",
+                    "pause",
+                    title="Hold its deliveries (new ones too) until it is resumed",
+                    text_input="reason",
+                    placeholder="reason (optional)",
+                )
+            )
+        file_decides = obj.managed and obj.disabled_reason in (DISABLED_IN_FILE, REMOVED_FROM_FILE)
+        if not obj.enabled and not file_decides:
+            shown.append(Button("Enable", "enable", title="Enable it again and send what waits"))
+        return shown
+
+    def may_press(self, request: HttpRequest, action: str) -> bool:
+        return action in self.button_actions and self.has_change_permission(request)
+
+    def press(self, request: HttpRequest, obj: Destination, action: str) -> None:
+        self._change(request, action, obj.name, request.POST.get("reason", ""))
 
     @admin.display(description="signing secret")
     def signing_secret_summary(self, obj: Destination) -> str:

@@ -2,7 +2,8 @@
 
 Entries in the file are created or updated and marked ``managed``; managed entries that
 left the file are disabled (sources, destinations: their events and deliveries stay) or
-removed (routes). Entries created in the admin (``managed=False``) are never touched.
+removed (routes). Entries created in the admin (``managed=False``) are never touched, nor
+is a destination's pause (operational state, hookway.store.destinations).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from hookway.config.file import HookwayConfig
-from hookway.models import AppliedConfig, Destination, Route, Source
+from hookway.models import (
+    DISABLED_IN_FILE,
+    REMOVED_FROM_FILE,
+    AppliedConfig,
+    Destination,
+    Route,
+    Source,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,11 @@ class SyncReport:
             f"{self.sources} sources, {self.destinations} destinations, {self.routes} routes "
             f"synced; {self.disabled} entries no longer in the file disabled or removed"
         )
+
+
+def _reason(enabled: bool) -> str:
+    # Said outright, so `manage.py destination enable` knows the file decides this one.
+    return "" if enabled else DISABLED_IN_FILE
 
 
 def sync(config: HookwayConfig) -> SyncReport:
@@ -51,9 +64,10 @@ def sync(config: HookwayConfig) -> SyncReport:
         for d in config.destinations:
             current = Destination.objects.filter(name=d.name).first()
             # A destination that answered 410 stays disabled across restarts (a restart
-            # must not undo the receiver's "gone") until the file changes it: a new URL,
-            # or `enabled = false` then true again (managed rows are read-only in the admin,
-            # so the file is the only way back).
+            # must not undo the receiver's "gone") until the file changes it (a new URL,
+            # or `enabled = false` then true again) or an operator enables it again
+            # (`manage.py destination enable`, the admin), which clears the 410 reason:
+            # from then on this sync keeps it enabled.
             keep_disabled = (
                 current is not None
                 and current.disabled_reason.startswith("410")
@@ -70,7 +84,7 @@ def sync(config: HookwayConfig) -> SyncReport:
                     "concurrency": d.concurrency,
                     "enabled": d.enabled and not keep_disabled,
                     "managed": True,
-                    **({} if keep_disabled else {"disabled_reason": ""}),
+                    **({} if keep_disabled else {"disabled_reason": _reason(d.enabled)}),
                 },
             )
         keep_routes: set[int] = set()
@@ -90,7 +104,7 @@ def sync(config: HookwayConfig) -> SyncReport:
         disabled += (
             Destination.objects.filter(managed=True, enabled=True)
             .exclude(name__in=list(destinations))
-            .update(enabled=False, disabled_reason="removed from the config file")
+            .update(enabled=False, disabled_reason=REMOVED_FROM_FILE)
         )
         removed, _ = Route.objects.filter(managed=True).exclude(pk__in=keep_routes).delete()
         return SyncReport(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
@@ -37,6 +38,10 @@ LEASE_LOST = (
     "written after this dispatcher's lease had expired and another claimed the delivery "
     "again (it could not renew the lease: the database was out of its reach for longer)"
 )
+SPARED = (
+    "out of attempts while its destination is paused or disabled: kept pending (not dead) "
+    "for one more attempt once it is resumed and enabled"
+)
 ERROR_LIMIT = 2000
 # Worker rows not seen for this long are removed when another process writes its own.
 WORKER_FORGET_AFTER = timedelta(days=1)
@@ -45,9 +50,17 @@ WORKER_FORGET_AFTER = timedelta(days=1)
 WorkerKind = Literal["web", "dispatcher"]
 
 
+# Deliveries of a paused or disabled destination wait: never claimed, never counted as
+# work left (a dispatcher run --until-empty stops), until it is resumed or enabled. Every
+# claim reads the destination's row, so a change applies to every dispatcher at once.
+_SENDABLE = Q(destination__enabled=True, destination__paused=False)
+
+
 def _due(now: datetime) -> Q:
-    return Q(state=DeliveryState.PENDING, next_attempt_at__lte=now, destination__enabled=True) & (
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    return (
+        Q(state=DeliveryState.PENDING, next_attempt_at__lte=now)
+        & _SENDABLE
+        & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
     )
 
 
@@ -281,6 +294,33 @@ def _recorded_outcome(s: Settlement) -> AttemptOutcome:
     return AttemptOutcome(s.result.outcome)
 
 
+def _spare_waiting(settlements: Sequence[Settlement]) -> list[Settlement]:
+    """Keep pending, rather than dead, a delivery whose last attempt failed while its
+    destination was paused or disabled (the attempt was under way when the operator
+    paused it, or a 410 disabled it): pausing must not let deliveries run out of
+    attempts. It gets one more attempt once the destination is resumed and enabled."""
+    exhausted = [
+        s for s in settlements if s.state == DeliveryState.DEAD and s.result.outcome == "retry"
+    ]
+    if not exhausted:
+        return list(settlements)
+    waiting = {s.result.destination_id for s in settlements if s.result.disable_destination}
+    waiting.update(
+        Destination.objects.filter(
+            Q(paused=True) | Q(enabled=False),
+            pk__in={s.result.destination_id for s in exhausted},
+        ).values_list("pk", flat=True)
+    )
+    spare = {id(s) for s in exhausted if s.result.destination_id in waiting}
+    spared = [
+        replace(s, state=DeliveryState.PENDING, retry_in=0.0, note=SPARED) if id(s) in spare else s
+        for s in settlements
+    ]
+    if count := len(spare):
+        logger.warning("%d deliveries out of attempts kept pending: %s", count, SPARED)
+    return spared
+
+
 def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
     """Write finished attempts and move their deliveries on, in one transaction (a group
     commit: one fsync for the whole batch).
@@ -307,6 +347,7 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
         if connection.vendor == "postgresql":
             holding = holding.select_for_update()
         held = set(holding.values_list("pk", "attempts"))
+        settlements = _spare_waiting(settlements)
         attempt_rows: list[_AttemptUpdate] = []
         delivery_rows: list[_DeliveryUpdate] = []
         disable: set[int] = set()
@@ -386,7 +427,7 @@ def release(worker: str, delivery_ids: Sequence[str], reason: str) -> int:
 def seconds_until_due() -> float | None:
     """Seconds until the next delivery becomes claimable (due, or its lease expiring),
     on the database's clock; 0 if one is claimable now; None if nothing is pending."""
-    pending = Delivery.objects.filter(state=DeliveryState.PENDING, destination__enabled=True)
+    pending = Delivery.objects.filter(_SENDABLE, state=DeliveryState.PENDING)
     unleased: datetime | None = pending.filter(lease_expires_at__isnull=True).aggregate(
         t=Min("next_attempt_at")
     )["t"]
@@ -400,8 +441,8 @@ def seconds_until_due() -> float | None:
 
 
 def pending_count() -> int:
-    """Deliveries still to be made to enabled destinations (due now or later)."""
-    return Delivery.objects.filter(state=DeliveryState.PENDING, destination__enabled=True).count()
+    """Deliveries still to be made to enabled destinations not paused (due now or later)."""
+    return Delivery.objects.filter(_SENDABLE, state=DeliveryState.PENDING).count()
 
 
 def data_version() -> int:

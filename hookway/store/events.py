@@ -171,7 +171,9 @@ def _existing(source_id: int, delivery_id: str) -> list[_Seen]:
 
 
 class RouteTarget(NamedTuple):
-    """An enabled route of a source: where it delivers, and the event names it takes."""
+    """An enabled route of a source: where it delivers, and the event names it takes.
+    Its destination may be paused or disabled: the delivery is created all the same and
+    waits (hookway.store.destinations), so resuming or enabling it loses nothing."""
 
     destination_id: int
     patterns: list[str]
@@ -201,7 +203,7 @@ def _routes(source_id: int) -> list[RouteTarget]:
     routes = [
         RouteTarget(destination_id, patterns or [])
         for destination_id, patterns in Route.objects.filter(
-            source_id=source_id, enabled=True, destination__enabled=True
+            source_id=source_id, enabled=True
         ).values_list("destination_id", "events")
     ]
     _route_cache[source_id] = _CachedRoutes(now, routes)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
@@ -66,6 +69,10 @@ def make_delivery(event: Event, destination: Destination, **kw: Any) -> Delivery
 
 @pytest.fixture
 def records(db: None) -> dict[str, Any]:
+    return make_records()
+
+
+def make_records() -> dict[str, Any]:
     github = Source.objects.create(slug="github", verify="github", secrets=["s"])
     stripe = Source.objects.create(slug="stripe", verify="stripe", secrets=["s"])
     ci = Destination.objects.create(name="ci-bot", url="https://ci.example.com/hooks")
@@ -429,3 +436,240 @@ def test_the_replay_action_on_deliveries_creates_new_deliveries(admin_client, re
     original.refresh_from_db()
     assert (original.state, original.attempts) == (DeliveryState.DEAD, 1)
     assert Attempt.objects.filter(delivery=original).count() == 1
+
+
+def messages_after(client: Client, response: Any) -> list[str]:
+    assert response.status_code == 302, response.content[:2000]
+    return [str(m) for m in client.get(response["Location"]).context["messages"]]
+
+
+def test_the_replay_action_on_deliveries_replayed_already_skips_them_and_says_why(
+    admin_client, records
+):
+    original = records["delivery"]
+    action = {"action": "replay_deliveries", ACTION_CHECKBOX_NAME: [original.pk]}
+    messages_after(admin_client, admin_client.post(f"{ADMIN}/delivery/", action))
+    replay = Delivery.objects.get(replay_of=original)
+
+    response = admin_client.post(f"{ADMIN}/delivery/", action)
+
+    assert messages_after(admin_client, response) == [
+        f"Not replayed: {original.pk}: already replayed as {replay.pk} (pending) "
+        "(“Replay anyway” makes another copy)."
+    ]
+    assert original.replays.count() == 1
+
+    response = admin_client.post(
+        f"{ADMIN}/delivery/",
+        {"action": "replay_deliveries_anyway", ACTION_CHECKBOX_NAME: [original.pk]},
+    )
+    assert messages_after(admin_client, response) == ["1 new delivery created."]
+    assert original.replays.count() == 2
+
+
+def test_the_replay_action_on_events_skips_pending_destinations_and_says_why(admin_client, records):
+    push = records["push"]
+    action = {"action": "replay_events", ACTION_CHECKBOX_NAME: [push.pk]}
+    messages_after(admin_client, admin_client.post(f"{ADMIN}/event/", action))
+    pending = Delivery.objects.get(event=push, state=DeliveryState.PENDING)
+
+    response = admin_client.post(f"{ADMIN}/event/", action)
+
+    assert messages_after(admin_client, response) == [
+        f"Not replayed: {push.pk} → ci-bot: {pending.pk} is still pending "
+        "(“Replay anyway” makes another copy)."
+    ]
+    assert Delivery.objects.filter(event=push).count() == 2
+
+
+# -- Replay buttons -----------------------------------------------------------------------
+
+
+def page_url(model: str, pk: str) -> str:
+    # The admin escapes "_" (and others) in primary keys in its URLs.
+    return f"{ADMIN}/{model}/{quote(pk)}/change/"
+
+
+def replay_url(model: str, pk: str) -> str:
+    return f"{ADMIN}/{model}/{quote(pk)}/replay/"
+
+
+@pytest.mark.parametrize("model", ["event", "delivery"])
+def test_the_page_has_replay_buttons_that_post_a_form_with_a_csrf_token(
+    admin_client, records, model
+):
+    pk = records["push"].pk if model == "event" else records["delivery"].pk
+
+    page = admin_client.get(page_url(model, pk)).content.decode()
+
+    forms = re.findall(
+        r'<form method="post" action="([^"]+)" class="hookway-button">(.*?)</form>', page, re.S
+    )
+    assert [action for action, _ in forms] == [replay_url(model, pk)] * 2
+    assert all('name="csrfmiddlewaretoken"' in body for _, body in forms)
+    assert ">Replay</button>" in forms[0][1]
+    assert 'name="force" value="1"' in forms[1][1]
+    assert ">Replay anyway</button>" in forms[1][1]
+
+
+@pytest.mark.parametrize("model", ["event", "delivery"])
+def test_a_get_to_the_replay_url_changes_nothing(admin_client, records, model):
+    pk = records["push"].pk if model == "event" else records["delivery"].pk
+
+    response = admin_client.get(replay_url(model, pk))
+
+    assert response.status_code == 405
+    assert Delivery.objects.count() == 1
+
+
+def test_the_replay_button_needs_the_csrf_token(records):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(
+        User.objects.get(username="root")
+        if User.objects.exists()
+        else User.objects.create_superuser("root", "root@example.com", "pw")
+    )
+    url = replay_url("delivery", records["delivery"].pk)
+
+    assert client.post(url).status_code == 403
+    assert Delivery.objects.count() == 1
+
+    page = client.get(page_url("delivery", records["delivery"].pk)).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token is not None
+    response = client.post(url, {"csrfmiddlewaretoken": token.group(1)})
+
+    assert response.status_code == 302
+    assert Delivery.objects.filter(replay_of=records["delivery"]).count() == 1
+
+
+def test_the_delivery_replay_button_is_safe_to_press_twice(admin_client, records):
+    original = records["delivery"]
+    url = replay_url("delivery", original.pk)
+
+    first = admin_client.post(url)
+    assert first["Location"] == page_url("delivery", original.pk)
+    assert messages_after(admin_client, first) == ["1 new delivery created."]
+    replay = Delivery.objects.get(replay_of=original)
+
+    second = admin_client.post(url)
+    assert messages_after(admin_client, second) == [
+        f"Not replayed: {original.pk}: already replayed as {replay.pk} (pending) "
+        "(“Replay anyway” makes another copy)."
+    ]
+    assert original.replays.count() == 1
+
+    anyway = admin_client.post(url, {"force": "1"})
+    assert messages_after(admin_client, anyway) == ["1 new delivery created."]
+    assert original.replays.count() == 2
+
+
+def test_the_event_replay_button_replays_to_its_routes_and_points_back(admin_client, records):
+    push, original = records["push"], records["delivery"]
+
+    response = admin_client.post(replay_url("event", push.pk))
+
+    assert response["Location"] == page_url("event", push.pk)
+    assert messages_after(admin_client, response) == ["1 new delivery created."]
+    replay = Delivery.objects.get(event=push, state=DeliveryState.PENDING)
+    assert (replay.destination_id, replay.replay_of_id) == (records["ci"].pk, original.pk)
+
+    again = admin_client.post(replay_url("event", push.pk))
+    assert messages_after(admin_client, again) == [
+        f"Not replayed: {push.pk} → ci-bot: {replay.pk} is still pending "
+        "(“Replay anyway” makes another copy)."
+    ]
+
+
+def test_the_event_replay_button_explains_when_no_route_takes_the_event(admin_client, records):
+    charge = records["charge"]  # stripe has no route
+
+    response = admin_client.post(replay_url("event", charge.pk))
+
+    assert messages_after(admin_client, response) == [
+        f"Not replayed: {charge.pk}: no route of source 'stripe' takes 'charge.succeeded' "
+        "and it was never delivered."
+    ]
+    assert not Delivery.objects.filter(event=charge).exists()
+
+
+def test_the_event_replay_button_says_a_new_delivery_waits_for_a_paused_destination(
+    admin_client, records
+):
+    Destination.objects.filter(pk=records["ci"].pk).update(paused=True)
+
+    response = admin_client.post(replay_url("event", records["issue"].pk))
+
+    assert messages_after(admin_client, response) == [
+        "1 new delivery created.",
+        "1 of them waits: 'ci-bot' is paused.",
+    ]
+
+
+def test_the_delivery_page_links_what_it_replays_and_what_replayed_it(admin_client, records):
+    original = records["delivery"]
+    admin_client.post(replay_url("delivery", original.pk))
+    replay = Delivery.objects.get(replay_of=original)
+
+    original_page = admin_client.get(page_url("delivery", original.pk)).content.decode()
+    replay_page = admin_client.get(page_url("delivery", replay.pk)).content.decode()
+
+    assert "<label>Replayed by:</label>" in original_page
+    link = f'<a href="{page_url("delivery", replay.pk)}">{replay.pk}</a> (pending)'
+    assert link in original_page
+    assert "<label>Replay of:</label>" in replay_page
+    assert f'<a href="{page_url("delivery", original.pk)}">{original.pk}</a>' in replay_page
+
+
+def test_a_staff_user_who_may_only_view_cannot_replay(records):
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_event", "view_delivery"])
+    )
+    client = Client()
+    client.force_login(user)
+    original = records["delivery"]
+
+    page = client.get(page_url("delivery", original.pk)).content.decode()
+    assert 'class="hookway-button"' not in page
+    assert client.post(replay_url("delivery", original.pk)).status_code == 403
+    response = client.post(
+        f"{ADMIN}/delivery/", {"action": "replay_deliveries", ACTION_CHECKBOX_NAME: [original.pk]}
+    )
+    assert not Delivery.objects.filter(replay_of=original).exists()
+    assert response.status_code in (200, 302)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_replay_button_works_through_hookways_asgi_application(client):
+    """The admin's views are sync, run in a worker thread by Django's ASGI handler; the
+    button's store call crosses back through hookway.gate (as in production)."""
+    records = await sync_to_async(make_records)()
+    await sync_to_async(User.objects.create_superuser)("root", "root@example.com", "pw")
+
+    def token(page: str) -> str:
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert found is not None
+        return found.group(1)
+
+    login = await client.get("/admin/login/")
+    await client.post(
+        "/admin/login/?next=/admin/",
+        data={"username": "root", "password": "pw", "csrfmiddlewaretoken": token(login.text)},
+    )
+    original = records["delivery"]
+    page = await client.get(page_url("delivery", original.pk))
+    assert page.status_code == 200, page.text[:500]
+
+    response = await client.post(
+        replay_url("delivery", original.pk), data={"csrfmiddlewaretoken": token(page.text)}
+    )
+
+    assert response.status_code == 302, response.text[:500]
+    replay = await Delivery.objects.aget(replay_of_id=original.pk)
+    assert replay.state == DeliveryState.PENDING
+    after = await client.get(response.headers["location"])
+    assert "1 new delivery created." in after.text
+    assert replay.pk in after.text

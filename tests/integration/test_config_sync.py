@@ -18,7 +18,9 @@ from hookway.config.sync import SyncReport, sync
 from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig
 from hookway.models import Delivery, DeliveryState, Destination, Event, Route, Source
 from hookway.send.guard import Guard
-from hookway.store.events import IncomingEvent
+from hookway.store import destinations
+from hookway.store.destinations import ConfigFileDecides
+from hookway.store.events import IncomingEvent, store_events
 from tests.receivers import Reply
 
 WHSEC = "whsec_" + base64.b64encode(b"s" * 32).decode()
@@ -461,3 +463,100 @@ async def test_the_same_config_is_applied_once_and_a_change_again(tmp_path, capl
         settings.HOOKWAY = original
     assert await Source.objects.filter(slug="twice", enabled=True).aexists()
     assert not await Source.objects.filter(slug="once", enabled=True).aexists()
+
+
+# -- operational state the file does not own: enable after a 410, pause -----------------
+
+
+def incoming(source: Source) -> IncomingEvent:
+    return IncomingEvent(
+        source_id=source.pk,
+        event_name="push",
+        delivery_id=None,
+        content_type="application/json",
+        headers={},
+        body=b"{}",
+        received_at=timezone.now(),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_410_disabled_managed_destination_enabled_by_an_operator_stays_enabled_across_a_resync(
+    receiver,
+):
+    text, _ = await gone_destination(receiver)
+    source = await Source.objects.aget(slug="src")
+    # While it is disabled, new events still create its deliveries; they wait.
+    waiting = await gate.astore_event(incoming(source))
+    assert waiting.deliveries == 1
+
+    change = await gate.aenable_destination("gone")
+    assert change.changed
+    await gate.async_sync_config(parse(text, env={}))  # the next start: the same file
+
+    destination = await Destination.objects.aget(name="gone")
+    assert (destination.enabled, destination.disabled_reason) == (True, "")
+    assert (await Delivery.objects.aget(event_id=waiting.id)).state == DeliveryState.PENDING
+
+
+def without_audit() -> str:
+    """FULL without the audit destination and the routes to it."""
+    text = (
+        FULL.replace('[[routes]]\nsource = "gitlab"\ndestination = "audit"\n', "")
+        .replace('[[routes]]\nsource = "plain"\ndestination = "audit"\n', "")
+        .replace('[[destinations]]\nname = "audit"\nurl = "http://audit.example.com/in"\n', "")
+    )
+    assert "audit" not in text
+    return text
+
+
+@pytest.mark.django_db
+def test_a_destination_the_file_disables_is_enabled_only_by_the_file():
+    apply(FULL.replace('name = "audit"', 'name = "audit"\nenabled = false'))
+    audit = Destination.objects.get(name="audit")
+    assert (audit.enabled, audit.disabled_reason) == (False, "disabled in the config file")
+
+    with pytest.raises(ConfigFileDecides, match="'audit' is disabled in the config file"):
+        destinations.enable("audit")
+    assert Destination.objects.get(name="audit").enabled is False
+
+    apply(FULL)
+    audit.refresh_from_db()
+    assert (audit.enabled, audit.disabled_reason) == (True, "")
+
+
+@pytest.mark.django_db
+def test_a_destination_removed_from_the_file_is_not_enabled_by_an_operator():
+    apply(FULL)
+    apply(without_audit())
+    assert not Route.objects.filter(destination__name="audit").exists()
+
+    with pytest.raises(ConfigFileDecides, match="'audit' was removed from the config file"):
+        destinations.enable("audit")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_destination_removed_from_the_file_gets_no_new_deliveries():
+    apply(FULL)
+    apply(without_audit())
+
+    stored = store_events([incoming(Source.objects.get(slug="plain"))])
+
+    # Its routes left with it: nothing to wait for.
+    assert stored[0].deliveries == 0
+
+
+@pytest.mark.django_db
+def test_a_paused_managed_destination_stays_paused_across_a_resync():
+    apply(FULL)
+    destinations.pause("ci-bot", "receiver maintenance")
+    before = Destination.objects.get(name="ci-bot")
+
+    apply(FULL)
+
+    after = Destination.objects.get(name="ci-bot")
+    assert (after.paused, after.paused_at, after.paused_reason) == (
+        True,
+        before.paused_at,
+        "receiver maintenance",
+    )

@@ -127,8 +127,12 @@ async def test_410_kills_the_delivery_and_disables_the_destination(client, recei
     destination = await Destination.objects.aget(name="gone")
     assert destination.enabled is False
     assert destination.disabled_reason.startswith("410")
-    # New events create no delivery for the disabled destination.
-    assert (await post(client))["deliveries"] == 0
+    # New events still create a delivery for the disabled destination: it waits, unsent.
+    waiting = await post(client)
+    assert waiting["deliveries"] == 1
+    await run()
+    assert len(gone.received()) == 1
+    assert (await Delivery.objects.aget(event_id=waiting["id"])).state == DeliveryState.PENDING
 
 
 async def test_a_delivery_is_dead_after_max_attempts(client, receiver):
@@ -161,10 +165,12 @@ async def test_replaying_dead_deliveries_delivers_them_with_a_new_webhook_id(cli
     healthy = True
     from django.utils import timezone
 
-    created = await gate.areplay_dead(timezone.now() - timezone.timedelta(hours=1), None)
-    assert created == 1
+    result = await gate.areplay_dead(timezone.now() - timezone.timedelta(hours=1), None)
+    assert len(result.created) == 1
     # Replaying again creates nothing: that dead delivery has been replayed already.
-    assert await gate.areplay_dead(timezone.now() - timezone.timedelta(hours=1), None) == 0
+    again = await gate.areplay_dead(timezone.now() - timezone.timedelta(hours=1), None)
+    assert again.created == ()
+    assert [s.kind for s in again.skipped] == [gate.SkipKind.ALREADY_REPLAYED]
     await run()
 
     replay = await Delivery.objects.aget(replay_of=dead)

@@ -691,15 +691,17 @@ async def test_source_lookup_failing_once_is_503_not_413(client, source, monkeyp
 # --- routes --------------------------------------------------------------------------------
 
 
+# A disabled (or paused) destination still gets its delivery: it waits until the
+# destination is enabled again (docs/delivery.md); a disabled route creates none.
 @pytest.mark.parametrize(
     ("event_name", "expected"),
     [
-        ("push", {"ci", "everything"}),
-        ("merge_request", {"ci", "everything"}),
-        ("merge_request_note", {"ci", "everything"}),
-        ("tag_push", {"tags", "everything"}),
-        ("Push", {"everything"}),  # globs are case-sensitive
-        ("issue", {"everything"}),
+        ("push", {"ci", "everything", "disabled-destination"}),
+        ("merge_request", {"ci", "everything", "disabled-destination"}),
+        ("merge_request_note", {"ci", "everything", "disabled-destination"}),
+        ("tag_push", {"tags", "everything", "disabled-destination"}),
+        ("Push", {"everything", "disabled-destination"}),  # globs are case-sensitive
+        ("issue", {"everything", "disabled-destination"}),
     ],
 )
 async def test_routes_with_event_globs_create_one_delivery_per_matching_destination(

@@ -3,6 +3,7 @@ a real process delivering to a real local receiver)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -235,9 +236,10 @@ def test_replay_with_both_event_ids_and_dead_is_an_error(routed):
     assert Delivery.objects.count() == 2
 
 
-def test_replay_dead_needs_since(routed):
-    with pytest.raises(CommandError, match="--dead needs --since"):
-        run("replay", "--dead")
+def test_since_goes_with_dead(routed):
+    with pytest.raises(CommandError, match="--since goes with --dead"):
+        run("replay", routed["event"].pk, "--since", "1h")
+    assert Delivery.objects.count() == 2
 
 
 def make_dead(event: Event, destination: Destination, died: datetime) -> Delivery:
@@ -253,13 +255,25 @@ def make_dead(event: Event, destination: Destination, died: datetime) -> Deliver
     )
 
 
+def another_event(like: Event, name: str = "push") -> Event:
+    return Event.objects.create(
+        source=like.source,
+        event_name=name,
+        headers={},
+        body=b'{"event_name": "push"}',
+        received_at=timezone.now(),
+    )
+
+
 def test_replay_dead_since_replays_recent_dead_deliveries_once(routed):
     event = routed["event"]
     ci, audit = Destination.objects.get(name="ci-bot"), Destination.objects.get(name="audit")
     now = timezone.now()
     recent = make_dead(event, ci, now - timedelta(minutes=10))
     recent_audit = make_dead(event, audit, now - timedelta(minutes=20))
-    old = make_dead(event, ci, now - timedelta(hours=3))
+    # Another event's: a dead delivery of the same event to the same destination would
+    # not be replayed while the replay of ``recent`` is pending.
+    old = make_dead(another_event(event), ci, now - timedelta(hours=3))
 
     out = run("replay", "--dead", "--since", "1h")
 
@@ -274,11 +288,21 @@ def test_replay_dead_since_replays_recent_dead_deliveries_once(routed):
     recent.refresh_from_db()
     assert (recent.state, recent.attempts) == (DeliveryState.DEAD, 10)
 
-    assert run("replay", "--dead", "--since", "1h").strip() == "0 dead deliveries replayed"
+    # The zero is explained.
+    again = run("replay", "--dead", "--since", "1h").splitlines()
+    assert again[0] == "0 dead deliveries replayed"
+    assert re.fullmatch(
+        r"2 dead deliveries since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC already replayed "
+        r"\(--force to replay again\)",
+        again[1],
+    ), again
+    assert len(again) == 2
     assert Delivery.objects.filter(replay_of__isnull=False).count() == 2
 
     # A wider window reaches the old one, still not the ones already replayed.
-    assert run("replay", "--dead", "--since", "1d").strip() == "1 dead deliveries replayed"
+    wider = run("replay", "--dead", "--since", "1d").splitlines()
+    assert wider[0] == "1 dead deliveries replayed"
+    assert wider[1].startswith("2 dead deliveries since ")
     assert Delivery.objects.get(replay_of=old).destination_id == ci.pk
 
 
@@ -346,6 +370,341 @@ def test_since_rejects_anything_else(raw: str):
 def test_replay_dead_with_a_garbage_since_is_an_error(routed):
     with pytest.raises(CommandError, match=r"--since 'soon': expected an ISO date/time"):
         run("replay", "--dead", "--since", "soon")
+
+
+# -- replay: safe to repeat, --force, links, every zero explained -------------------------
+
+
+def new_deliveries(routed: dict[str, Any]) -> list[Delivery]:
+    return list(
+        Delivery.objects.exclude(pk__in=[d.pk for d in routed["originals"]]).order_by(
+            "created_at", "pk"
+        )
+    )
+
+
+def test_replaying_an_event_twice_creates_one_delivery_per_destination(routed):
+    event = routed["event"]
+    run("replay", event.pk)
+    first = {d.destination.name: d.pk for d in new_deliveries(routed)}
+    assert set(first) == {"ci-bot", "audit"}
+
+    out = run("replay", event.pk).splitlines()
+
+    assert out == [
+        "0 deliveries created for 1 event(s)",
+        f"{event.pk} → audit: {first['audit']} is still pending (--force to replay anyway)",
+        f"{event.pk} → ci-bot: {first['ci-bot']} is still pending (--force to replay anyway)",
+    ]
+    assert len(new_deliveries(routed)) == 2
+
+
+def test_replay_with_force_creates_another_copy(routed):
+    event = routed["event"]
+    run("replay", event.pk, "--destination", "audit")
+
+    out = run("replay", event.pk, "--destination", "audit", "--force")
+
+    assert out.strip() == "1 deliveries created for 1 event(s)"
+    copies = [d for d in new_deliveries(routed) if d.destination.name == "audit"]
+    assert len(copies) == 2
+    assert copies[0].pk != copies[1].pk
+
+
+def test_an_event_replay_points_back_at_the_latest_delivery_to_that_destination(routed):
+    event, originals = routed["event"], routed["originals"]
+    original = {d.destination.name: d for d in originals}
+
+    run("replay", event.pk)
+    first = {d.destination.name: d for d in new_deliveries(routed)}
+    assert {name: d.replay_of_id for name, d in first.items()} == {
+        name: d.pk for name, d in original.items()
+    }
+    run("replay", event.pk, "--destination", "ci-bot", "--force")
+
+    (second,) = [d for d in new_deliveries(routed) if d.pk not in {x.pk for x in first.values()}]
+    assert second.replay_of_id == first["ci-bot"].pk
+    assert list(original["ci-bot"].replays.values_list("pk", flat=True)) == [first["ci-bot"].pk]
+
+
+def test_an_event_replay_to_a_destination_never_delivered_points_back_at_nothing(routed):
+    event = another_event(routed["event"])
+
+    assert run("replay", event.pk).strip() == "2 deliveries created for 1 event(s)"
+    assert not Delivery.objects.filter(event=event, replay_of__isnull=False).exists()
+
+
+def test_replay_to_a_destination_no_route_leads_to_is_refused_and_says_why(routed):
+    event = routed["event"]
+    Destination.objects.create(name="elsewhere", url="https://elsewhere.example.com/")
+
+    with pytest.raises(CommandError) as info:
+        run("replay", event.pk, "--destination", "elsewhere")
+
+    assert str(info.value).splitlines() == [
+        "nothing replayed:",
+        f"{event.pk} → elsewhere: no route from source 'gitlab' leads to 'elsewhere' "
+        "(use --force to replay anyway)",
+    ]
+    assert len(new_deliveries(routed)) == 0
+
+
+def test_replay_to_a_destination_without_a_route_is_allowed_with_force(routed):
+    event = routed["event"]
+    Route.objects.filter(destination__name="audit").delete()  # the operator removed it
+
+    out = run("replay", event.pk, "--destination", "audit", "--force")
+
+    assert out.strip() == "1 deliveries created for 1 event(s)"
+    (replay,) = new_deliveries(routed)
+    assert replay.destination.name == "audit"
+    assert replay.replay_of_id == routed["originals"][0].pk
+
+
+def test_replay_by_event_skips_a_destination_whose_route_was_removed_and_says_so(routed):
+    event = routed["event"]
+    Route.objects.filter(destination__name="audit").delete()
+
+    out = run("replay", event.pk).splitlines()
+
+    assert out == [
+        "1 deliveries created for 1 event(s)",
+        f"{event.pk} → audit: no route from source 'gitlab' leads to 'audit' "
+        "(use --force to replay anyway)",
+    ]
+    assert [d.destination.name for d in new_deliveries(routed)] == ["ci-bot"]
+
+
+def test_replay_to_a_destination_whose_route_takes_other_events_says_which(routed):
+    event = another_event(routed["event"], name="merge_request")
+
+    with pytest.raises(CommandError) as info:
+        run("replay", event.pk, "--destination", "audit")
+
+    assert (
+        f"{event.pk} → audit: the route from 'gitlab' to 'audit' takes only push, "
+        "not 'merge_request' (use --force to replay anyway)"
+    ) in str(info.value)
+
+
+def test_replay_of_an_event_no_route_takes_says_why(routed):
+    Route.objects.all().delete()
+    event = another_event(routed["event"], name="tag_push")
+
+    with pytest.raises(CommandError) as info:
+        run("replay", event.pk)
+
+    assert str(info.value).splitlines()[1] == (
+        f"{event.pk}: no route of source 'gitlab' takes 'tag_push' and it was never "
+        "delivered (name one with --destination NAME --force)"
+    )
+    run("replay", event.pk, "--destination", "ci-bot", "--force")
+    assert Delivery.objects.filter(event=event, destination__name="ci-bot").count() == 1
+
+
+def test_replay_of_some_new_and_some_pending_targets_exits_zero(routed):
+    event = routed["event"]
+    run("replay", event.pk, "--destination", "audit")
+
+    out = run("replay", event.pk).splitlines()
+
+    assert out[0] == "1 deliveries created for 1 event(s)"
+    assert out[1].startswith(f"{event.pk} → audit: msg_")
+    assert len(new_deliveries(routed)) == 2
+
+
+def test_replaying_a_delivery_twice_creates_one_copy_unless_forced(routed):
+    original = routed["originals"][0]
+
+    assert run("replay", original.pk).strip() == "1 deliveries created for 1 delivery"
+    (replay,) = new_deliveries(routed)
+    assert replay.replay_of_id == original.pk
+
+    out = run("replay", original.pk).splitlines()
+    assert out == [
+        "0 deliveries created for 1 delivery",
+        f"{original.pk}: already replayed as {replay.pk} (pending) (--force to replay again)",
+    ]
+    assert len(new_deliveries(routed)) == 1
+
+    assert run("replay", original.pk, "--force").strip() == "1 deliveries created for 1 delivery"
+    assert original.replays.count() == 2
+
+
+def test_replaying_a_pending_delivery_is_skipped(routed):
+    run("replay", routed["event"].pk, "--destination", "audit")
+    (pending,) = new_deliveries(routed)
+
+    out = run("replay", pending.pk).splitlines()
+
+    assert out[1] == f"{pending.pk}: still pending (--force to replay anyway)"
+
+
+def test_replay_of_an_unknown_delivery_is_an_error(routed):
+    with pytest.raises(CommandError, match="no such delivery: msg_nope"):
+        run("replay", routed["originals"][0].pk, "msg_nope")
+    assert Delivery.objects.count() == 2
+
+
+def test_replay_dead_without_since_replays_every_dead_delivery_not_yet_replayed(routed):
+    event = routed["event"]
+    ci, audit = Destination.objects.get(name="ci-bot"), Destination.objects.get(name="audit")
+    now = timezone.now()
+    dead = [
+        make_dead(event, ci, now - timedelta(days=30)),
+        make_dead(another_event(event), audit, now - timedelta(minutes=1)),
+    ]
+
+    assert run("replay", "--dead").strip() == "2 dead deliveries replayed"
+    assert set(
+        Delivery.objects.filter(replay_of__isnull=False).values_list("replay_of", flat=True)
+    ) == {d.pk for d in dead}
+
+    again = run("replay", "--dead").splitlines()
+    assert again == [
+        "0 dead deliveries replayed",
+        "2 dead deliveries already replayed (--force to replay again)",
+    ]
+
+    assert run("replay", "--dead", "--force").strip().startswith("2 dead deliveries replayed")
+    assert Delivery.objects.filter(replay_of__isnull=False).count() == 4
+
+
+def test_replay_dead_with_nothing_dead_says_so(routed):
+    assert run("replay", "--dead").splitlines() == [
+        "0 dead deliveries replayed",
+        "no dead deliveries",
+    ]
+    assert run("replay", "--dead", "--destination", "audit").splitlines()[1] == (
+        "no dead deliveries to 'audit'"
+    )
+
+
+def test_replay_dead_skips_one_whose_event_is_pending_there_already(routed):
+    event = routed["event"]
+    dead = make_dead(event, Destination.objects.get(name="audit"), timezone.now())
+    run("replay", event.pk, "--destination", "audit")
+    (pending,) = Delivery.objects.filter(destination__name="audit", state=DeliveryState.PENDING)
+
+    out = run("replay", "--dead").splitlines()
+
+    assert out == [
+        "0 dead deliveries replayed",
+        f"{dead.pk}: {pending.pk}, a delivery of {event.pk} to 'audit', is still pending "
+        "(--force to replay anyway)",
+    ]
+
+
+def test_replay_to_a_paused_destination_says_the_new_delivery_waits(routed):
+    Destination.objects.filter(name="audit").update(paused=True, paused_reason="maintenance")
+
+    out = run("replay", routed["event"].pk).splitlines()
+
+    assert out == [
+        "2 deliveries created for 1 event(s)",
+        "1 new delivery waits: 'audit' is paused (maintenance)",
+    ]
+
+
+def test_replay_lists_what_it_created_with_verbosity_2(routed):
+    event, originals = routed["event"], routed["originals"]
+
+    out = run("replay", event.pk, "--destination", "audit", "-v", "2").splitlines()
+
+    (replay,) = new_deliveries(routed)
+    assert out == [
+        "1 deliveries created for 1 event(s)",
+        f"{replay.pk}: {event.pk} → audit (replay of {originals[0].pk})",
+    ]
+
+
+# -- destination --------------------------------------------------------------------------
+
+
+def pending_to(name: str, count: int) -> None:
+    destination = Destination.objects.get(name=name)
+    source = Source.objects.get(slug="gitlab")
+    now = timezone.now()
+    for _ in range(count):
+        event = Event.objects.create(
+            source=source, event_name="push", headers={}, body=b"{}", received_at=now
+        )
+        Delivery.objects.create(
+            event=event, destination=destination, next_attempt_at=now, created_at=now
+        )
+
+
+def test_destination_pause_list_and_resume(config_path: Path):
+    run("sync_config", str(config_path))
+    pending_to("ci-bot", 2)
+
+    out = run("destination", "pause", "ci-bot", "--reason", "receiver maintenance")
+
+    assert out.strip() == "'ci-bot' paused; 2 pending deliveries wait until it is resumed"
+    ci = Destination.objects.get(name="ci-bot")
+    assert (ci.paused, ci.paused_reason) == (True, "receiver maintenance")
+    since = f"{ci.paused_at:%Y-%m-%d %H:%M:%S} UTC"
+    assert run("destination", "pause", "ci-bot").strip() == (
+        f"'ci-bot' is already paused since {since} (receiver maintenance)"
+    )
+    assert run("destination", "list").splitlines() == [
+        "NAME    PENDING  STATE",
+        "audit         0  active  [config file]",
+        f"ci-bot        2  paused since {since} (receiver maintenance)  [config file]",
+    ]
+
+    out = run("destination", "resume", "ci-bot")
+
+    assert out.strip() == "'ci-bot' resumed; 2 pending deliveries are sent, oldest first"
+    ci.refresh_from_db()
+    assert (ci.paused, ci.paused_at, ci.paused_reason) == (False, None, "")
+    assert run("destination", "resume", "ci-bot").strip() == "'ci-bot' is not paused (active)"
+
+
+def test_destination_enable_after_a_410(config_path: Path):
+    run("sync_config", str(config_path))
+    reason = "410 Gone from the receiver at 2026-11-23 10:00:00 UTC"
+    Destination.objects.filter(name="audit").update(enabled=False, disabled_reason=reason)
+    pending_to("audit", 1)
+    assert run("destination", "list").splitlines()[1] == (
+        f"audit         1  disabled ({reason})  [config file]"
+    )
+
+    out = run("destination", "enable", "audit")
+
+    assert out.strip() == "'audit' enabled; 1 pending delivery is sent, oldest first"
+    audit = Destination.objects.get(name="audit")
+    assert (audit.enabled, audit.disabled_reason) == (True, "")
+    assert run("destination", "enable", "audit").strip() == "'audit' is already enabled (active)"
+
+
+def test_destination_enable_refuses_one_the_config_file_disabled(config_path: Path):
+    config_path.write_text(CONFIG.replace('name = "audit"', 'name = "audit"\nenabled = false'))
+    run("sync_config", str(config_path))
+
+    with pytest.raises(CommandError) as info:
+        run("destination", "enable", "audit")
+
+    assert str(info.value) == (
+        "'audit' is disabled in the config file (enabled = false): change it there; "
+        "the next sync would disable it again"
+    )
+    assert Destination.objects.get(name="audit").enabled is False
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "enable"])
+def test_destination_with_an_unknown_name_is_an_error(action: str):
+    with pytest.raises(CommandError, match="no destination named 'nope'"):
+        run("destination", action, "nope")
+
+
+def test_destination_needs_an_action():
+    with pytest.raises(CommandError, match="the following arguments are required: ACTION"):
+        run("destination")
+
+
+def test_destination_list_without_destinations():
+    assert run("destination", "list").strip() == "no destinations"
 
 
 # -- dispatch -----------------------------------------------------------------------------
