@@ -84,7 +84,7 @@ bench-install: install
 # The benchmarks' Hookway processes are throwaway demos: the development SECRET_KEY is fine.
 bench bench-smoke: export HOOKWAY_DEMO ?= true
 bench: bench-install
-	$(RUN) --group bench python -m bench
+	$(RUN) --group bench python -m bench $(BENCH_ARGS)
 
 bench-smoke: bench-install
 	$(RUN) --group bench python -m bench --quick
