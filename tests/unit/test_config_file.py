@@ -38,6 +38,10 @@ signing_secret = "{WHSEC}"
 timeout_seconds = 15
 max_attempts = 10
 concurrency = 20
+headers = {{ "X-Team" = "ops", "X-Gitlab-Token" = "env:CI_GITLAB_TOKEN" }}
+bearer_token = "env:CI_TOKEN"
+# basic_auth = {{ user = "ci", password = "env:CI_PASSWORD" }}
+forward_headers = ["X-Gitlab-*"]
 
 [[routes]]
 source = "gitlab"
@@ -45,7 +49,12 @@ destination = "ci-bot"
 events = ["push", "merge_request*"]
 """
 
-ENV = {"GITLAB_TOKEN": "gl-secret", "OTHER_TOKEN": "other-secret"}
+ENV = {
+    "GITLAB_TOKEN": "gl-secret",
+    "OTHER_TOKEN": "other-secret",
+    "CI_GITLAB_TOKEN": "ci-gl-secret",
+    "CI_TOKEN": "ci-bearer",
+}
 
 
 def parse_error(text: str, env: dict[str, str] | None = None) -> str:
@@ -92,6 +101,9 @@ def test_the_documented_example_parses_into_dataclasses():
                 max_attempts=10,
                 concurrency=20,
                 enabled=True,
+                headers=(("X-Team", "ops"), ("X-Gitlab-Token", "env:CI_GITLAB_TOKEN")),
+                bearer_token="env:CI_TOKEN",
+                forward_headers=("X-Gitlab-*",),
             ),
         ),
         routes=(
