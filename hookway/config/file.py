@@ -182,9 +182,7 @@ def _check_secret_refs(where: str, refs: tuple[str, ...], env: Mapping[str, str]
 def _check_set(where: str, ref: str, env: Mapping[str, str]) -> str:
     """Return the value of a literal or env:NAME reference; raise if the variable is unset."""
     _check_secret_refs(where, (ref,), env)
-    value = resolve_secret(ref, env)
-    assert value is not None  # _check_secret_refs refused an unset variable
-    return value
+    return resolve_secret(ref, env) or ""  # never "": an unset variable was refused
 
 
 def _key(where: str, name: str) -> str:
