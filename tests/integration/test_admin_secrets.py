@@ -334,7 +334,7 @@ def test_the_history_never_records_a_secret(superuser, records):
 
 @pytest.mark.parametrize("managed", [False, True])
 @pytest.mark.parametrize("who", ["superuser", "viewer"])
-def test_destination_auth_secrets_never_show(request, who: str, managed: bool) -> None:
+def test_destination_auth_secrets_never_show(request, db, who: str, managed: bool) -> None:
     client = request.getfixturevalue(who)
     destination = Destination.objects.create(
         name="auth",
