@@ -7,7 +7,10 @@ deployment fails loudly at boot instead of silently at the first webhook.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -101,6 +104,60 @@ def envseconds_list(
     return tuple(values)
 
 
+def origin_problem(origin: str) -> str | None:
+    """What is wrong with ``origin`` as a CSRF trusted origin, or None. Django compares
+    the browser's Origin header (``https://host[:port]``, nothing after it) with each."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return "expected scheme://host[:port] with a port from 0 to 65535"
+    if parts.scheme not in {"http", "https"}:
+        return "expected https://host[:port] (or http://): the scheme is required"
+    if parts.path or parts.query or parts.fragment or "?" in origin or "#" in origin:
+        return "expected scheme://host[:port] and nothing after it, not even a '/'"
+    if "@" in parts.netloc or not parts.hostname or not _ORIGIN_HOST.match(parts.hostname):
+        return "expected scheme://host[:port]: a host name, '*.' + a domain, or an address"
+    if port is not None and port == 0:
+        return "expected a port from 1 to 65535"
+    return None
+
+
+# A host name (or IPv4 address), optionally after "*." (its subdomains); or an IPv6 address.
+_ORIGIN_HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?\Z|[0-9a-f:.]+\Z")
+
+
+def envorigins(env: Mapping[str, str], name: str) -> list[str]:
+    origins = envlist(env, name, [])
+    for origin in origins:
+        problem = origin_problem(origin)
+        if problem is not None:
+            raise ImproperlyConfigured(
+                f"{name}: {origin!r}: {problem}, e.g. https://hooks.example.com"
+            )
+    return origins
+
+
+def envaddresses(env: Mapping[str, str], name: str, default: str) -> list[str]:
+    """Comma-separated IP addresses and networks, or "*" alone (anything)."""
+    raw = env.get(name, default)
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if items == ["*"]:
+        return items
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=True)
+        except ValueError:
+            hint = ""
+            with contextlib.suppress(ValueError):
+                hint = f" (did you mean {ipaddress.ip_network(item, strict=False)}?)"
+            raise ImproperlyConfigured(
+                f"{name}={raw!r}: {item!r} is not an IP address or network{hint}; expected "
+                "comma-separated addresses or networks (10.0.0.5, 10.0.0.0/24) or '*' alone"
+            ) from None
+    return items
+
+
 # Standard Webhooks' recommended schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h,
 # 10 h, 14 h, 20 h, 24 h (the delay before attempt n+1 is entry n).
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
@@ -122,6 +179,10 @@ DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
 # `make run`'s demo (HOOKWAY_DEMO); `manage.py check --deploy` flags it (hookway.W001).
 DEVELOPMENT_SECRET_KEY = "hookway-insecure-development-key-set-SECRET_KEY-in-production"
 MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+
+
+# uvicorn's and gunicorn's default for FORWARDED_ALLOW_IPS: a proxy on this machine.
+FORWARDED_ALLOW_IPS = ("127.0.0.1", "::1")
 
 
 def default_sqlite_url() -> str:
@@ -152,6 +213,11 @@ class HookwaySettings:
     max_header_bytes: int = 64 * 1024
     demo: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    # Behind a TLS proxy (docs/operations.md, "Behind a TLS proxy").
+    csrf_trusted_origins: list[str] = field(default_factory=list)
+    trust_x_forwarded_proto: bool = False
+    forwarded_allow_ips: list[str] = field(default_factory=lambda: list(FORWARDED_ALLOW_IPS))
+    secure_cookies: bool = False
 
 
 def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
@@ -209,6 +275,12 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
         max_headers=envint(env, "HOOKWAY_MAX_HEADERS", 100, minimum=10),
         max_header_bytes=envint(env, "HOOKWAY_MAX_HEADER_BYTES", 64 * 1024, minimum=1024),
         demo=demo,
+        csrf_trusted_origins=envorigins(env, "CSRF_TRUSTED_ORIGINS"),
+        trust_x_forwarded_proto=envbool(env, "HOOKWAY_TRUST_X_FORWARDED_PROTO", False),
+        # Read by uvicorn and gunicorn, not by Django: checked here because both servers
+        # take a typo ("10.0.0.1/24", a host name) as a name no address matches, silently.
+        forwarded_allow_ips=envaddresses(env, "FORWARDED_ALLOW_IPS", ",".join(FORWARDED_ALLOW_IPS)),
+        secure_cookies=envbool(env, "HOOKWAY_SECURE_COOKIES", False),
         # "{pid}" in the name gives each worker process its own file.
         loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")

@@ -56,6 +56,16 @@ class OutboundDelivery:
     max_attempts: int
     body: bytes = field(repr=False)
     content_type: str
+    # The destination's extra headers, read at claim time (docs/delivery.md, "The
+    # request"): its static headers with env: values resolved, its auth, and the stored
+    # headers of the event it forwards. Secrets stay out of the repr.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    bearer_token: str | None = field(default=None, repr=False)
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    forwarded_headers: tuple[tuple[str, str], ...] = ()
+    # Why this attempt can't be made as the destination is configured (an env: secret
+    # unset in this process): the sender fails it without sending.
+    problem: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Secret references and how to show them without showing them.
 
-A secret in a source's ``secrets`` or a destination's ``signing_secret`` is a literal or
-``env:NAME`` (read from the environment when it is used). Anything that lists sources or
+A secret in a source's ``secrets`` or a destination's ``signing_secret``, ``bearer_token``
+or static header values is a literal or ``env:NAME`` (read from the environment when it
+is used). A destination's ``basic_auth`` is ``env:NAME`` (the variable holds
+``user:password``) or ``user:password`` whose password is a literal or ``env:NAME``. Anything that lists sources or
 destinations (the admin today) shows a secret as ``set, fingerprint 3f9a1c2b``: the first
 8 hex digits of its SHA-256, enough to tell two secrets apart or match one against a
 sender's settings, never the value. An ``env:`` reference is not itself secret: it is
@@ -24,6 +26,37 @@ def resolve_secret(ref: str, env: Mapping[str, str] | None = None) -> str | None
         value = env.get(ref[4:])
         return value if value else None
     return ref
+
+
+class UnresolvedSecret(ValueError):
+    """A reference names an environment variable that is unset or empty, or that holds
+    something unusable; the message names the variable, never its value."""
+
+
+def require_secret(ref: str, env: Mapping[str, str] | None = None) -> str:
+    """Return the secret a reference names; raise UnresolvedSecret if it is unset."""
+    value = resolve_secret(ref, env)
+    if value is None:
+        raise UnresolvedSecret(f"environment variable {ref[4:]} is not set or empty")
+    return value
+
+
+def resolve_basic_auth(ref: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """Return the (user, password) a ``basic_auth`` reference names; raise
+    UnresolvedSecret if a variable it names is unset or holds no ``user:password``."""
+    if ref.startswith("env:"):
+        user, colon, password = require_secret(ref, env).partition(":")
+        if not (colon and user):
+            raise UnresolvedSecret(
+                f"environment variable {ref[4:]} must hold user:password (it has no ':' or no user)"
+            )
+        return user, password
+    user, colon, password = ref.partition(":")
+    if not (colon and user):
+        raise UnresolvedSecret("basic auth must be user:password, user:env:NAME or env:NAME")
+    if password.startswith("env:"):
+        password = require_secret(password, env)
+    return user, password
 
 
 def fingerprint(value: str) -> str:
@@ -51,6 +84,16 @@ def describe(refs: Sequence[str], env: Mapping[str, str] | None = None) -> str:
         return "none"
     described = "; ".join(describe_ref(str(ref), env) for ref in refs)
     return f"{len(refs)} secret{'' if len(refs) == 1 else 's'}: {described}"
+
+
+def describe_basic_auth(ref: str, env: Mapping[str, str] | None = None) -> str:
+    """Return ``user ci, password set, fingerprint …`` (the password as describe_ref
+    gives it) or, for ``env:NAME``, describe_ref of the whole reference; never the
+    password."""
+    user, colon, password = ref.partition(":")
+    if ref.startswith("env:") or not (colon and user):
+        return describe_ref(ref, env)
+    return f"user {user}, password {describe_ref(password, env)}"
 
 
 def decode_whsec(secret: str) -> bytes | None:

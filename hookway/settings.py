@@ -16,6 +16,18 @@ SECRET_KEY = HOOKWAY.secret_key
 DEBUG = HOOKWAY.debug
 ALLOWED_HOSTS = HOOKWAY.allowed_hosts
 
+# Behind a TLS proxy (docs/operations.md, "Behind a TLS proxy"). Django accepts an admin
+# form only if the browser's Origin is the scheme and host it saw, or a trusted origin.
+CSRF_TRUSTED_ORIGINS = HOOKWAY.csrf_trusted_origins
+# Believe X-Forwarded-Proto from any client: only when nothing but the proxy reaches
+# Hookway. uvicorn and gunicorn already take it from FORWARDED_ALLOW_IPS's addresses.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if HOOKWAY.trust_x_forwarded_proto else None
+)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HOOKWAY.secure_cookies
+# Says why a form was refused, and which setting fixes it, even with DEBUG off.
+CSRF_FAILURE_VIEW = "hookway.csrf.csrf_failure"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -4,6 +4,7 @@ entries the config file may manage, and forms whose secrets are write-only."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from django import forms
@@ -41,48 +42,54 @@ else:
         pass
 
 
+@dataclass(frozen=True)
+class WriteOnlySecret:
+    """A model field holding a secret: pages show ``summary`` (an admin display method:
+    fingerprints, never the value), the form's ``new`` input replaces it and its
+    ``clear`` checkbox empties it (to ``empty``)."""
+
+    field: str
+    new: str
+    clear: str
+    summary: str
+    empty: Any = ""
+
+
 class ManagedByFileAdmin(ModelAdmin[_M]):
     """Entries from the config file are read-only here: the next start would undo edits.
 
-    A model's secret (``secret_field``) is write-only: pages show ``secret_summary``
-    (fingerprints, never the value) and the form's ``secret_inputs`` replace or remove it.
+    A model's secrets (``secrets``) are write-only: see WriteOnlySecret.
     """
 
-    secret_field = ""
-    secret_summary = ""
-    secret_inputs: tuple[str, ...] = ()
-    # Secret fields with no write-only input yet: never shown, never editable here.
-    withheld: tuple[str, ...] = ()
+    secrets: tuple[WriteOnlySecret, ...] = ()
 
     @staticmethod
     def _managed(obj: models.Model | None) -> bool:
         return obj is not None and bool(getattr(obj, "managed", False))
 
     def get_readonly_fields(self, request: HttpRequest, obj: _M | None = None) -> list[str]:
-        summary = [self.secret_summary] if self.secret_summary else []
+        summaries = [secret.summary for secret in self.secrets]
         if self._managed(obj):
             # The inputs too: the admin drops read-only declared fields from the form, so
-            # a crafted POST can't replace a managed entry's secret either.
-            fields = [
-                f.name
-                for f in self.model._meta.fields
-                if f.name != self.secret_field and f.name not in self.withheld
-            ]
-            return [*fields, *summary, *self.secret_inputs]
-        return ["managed", *summary]
+            # a crafted POST can't replace a managed entry's secrets either.
+            hidden = {secret.field for secret in self.secrets}
+            fields = [f.name for f in self.model._meta.fields if f.name not in hidden]
+            inputs = [name for secret in self.secrets for name in (secret.new, secret.clear)]
+            return [*fields, *summaries, *inputs]
+        return ["managed", *summaries]
 
     def get_fields(self, request: HttpRequest, obj: _M | None = None) -> _FieldGroups:
         managed = self._managed(obj)
         writable = not managed and (obj is None or self.has_change_permission(request, obj))
+        secrets = {secret.field: secret for secret in self.secrets}
         names: list[str | _ListOrTuple[str]] = []
         for f in self.model._meta.fields:
-            if f.name in self.withheld:
-                continue
-            if f.name == self.secret_field:
+            secret = secrets.get(f.name)
+            if secret is not None:
                 if obj is not None:
-                    names.append(self.secret_summary)
+                    names.append(secret.summary)
                 if writable:  # on the add page, nothing to remove yet
-                    names += self.secret_inputs if obj is not None else self.secret_inputs[:1]
+                    names += [secret.new, secret.clear] if obj is not None else [secret.new]
             elif managed or (f.editable and not f.auto_created):
                 names.append(f.name)
         return names
@@ -114,23 +121,27 @@ def _check_ref(ref: str) -> str:
 
 
 class WriteOnlySecretForm(ModelForm[_M]):
-    """Replace the model's ``secret_field`` with the cleaned ``new_field`` when it is
-    filled, empty it when ``clear_field`` is ticked, keep it otherwise."""
+    """For each of ``secrets``: replace the model's field with the cleaned ``new`` input
+    when it is filled, empty it when ``clear`` is ticked, keep it otherwise."""
 
-    secret_field: ClassVar[str]
-    new_field: ClassVar[str]
-    clear_field: ClassVar[str]
-    empty: ClassVar[list[str] | str]
+    secrets: ClassVar[tuple[WriteOnlySecret, ...]]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if cleaned.get(self.new_field) and cleaned.get(self.clear_field):
-            raise forms.ValidationError("Replace the secret or remove it, not both.")
+        for secret in self.secrets:
+            if cleaned.get(secret.new) and cleaned.get(secret.clear):
+                raise forms.ValidationError("Replace the secret or remove it, not both.")
         return cleaned
 
+    def secret_after_save(self, secret: WriteOnlySecret) -> Any:
+        """The value ``secret``'s field will have once this form is saved."""
+        if self.cleaned_data.get(secret.new):
+            return self.cleaned_data[secret.new]
+        if self.cleaned_data.get(secret.clear):
+            return copy.copy(secret.empty)
+        return getattr(self.instance, secret.field)
+
     def save(self, commit: bool = True) -> _M:
-        if self.cleaned_data.get(self.new_field):
-            setattr(self.instance, self.secret_field, self.cleaned_data[self.new_field])
-        elif self.cleaned_data.get(self.clear_field):
-            setattr(self.instance, self.secret_field, copy.copy(self.empty))
+        for secret in self.secrets:
+            setattr(self.instance, secret.field, self.secret_after_save(secret))
         return super().save(commit)

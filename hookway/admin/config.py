@@ -6,6 +6,7 @@ work on managed destinations too."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
@@ -16,18 +17,30 @@ from django.http import HttpRequest
 from hookway import gate
 from hookway.admin.base import (
     ManagedByFileAdmin,
+    WriteOnlySecret,
     WriteOnlySecretForm,
     WriteOnlyTextarea,
     _check_ref,
 )
 from hookway.admin.buttons import Button, ButtonsAdmin
 from hookway.config.file import destination_url_problem
+from hookway.headers import (
+    duplicate_name,
+    pattern_problem,
+    static_header_problem,
+    token_problem,
+    value_problem,
+)
 from hookway.models import DISABLED_IN_FILE, REMOVED_FROM_FILE, Destination, Route, Source
-from hookway.secrets import describe, describe_ref
+from hookway.secrets import describe, describe_basic_auth, describe_ref
+
+SOURCE_SECRETS = (
+    WriteOnlySecret("secrets", "new_secrets", "clear_secrets", "secrets_summary", empty=[]),
+)
 
 
 class SourceForm(WriteOnlySecretForm[Source]):
-    secret_field, new_field, clear_field, empty = "secrets", "new_secrets", "clear_secrets", []
+    secrets = SOURCE_SECRETS
 
     new_secrets = forms.CharField(
         label="New secrets",
@@ -61,8 +74,7 @@ class SourceForm(WriteOnlySecretForm[Source]):
 @admin.register(Source)
 class SourceAdmin(ManagedByFileAdmin[Source]):
     form = SourceForm
-    secret_field, secret_summary = "secrets", "secrets_summary"
-    secret_inputs = ("new_secrets", "clear_secrets")
+    secrets = SOURCE_SECRETS
     list_display = [
         "slug",
         "verify",
@@ -92,25 +104,67 @@ def _formfield(db_field: models.Field[Any, Any], **kwargs: Any) -> forms.Field |
     return db_field.formfield(**{**HTTPS_URLS.get(type(db_field), {}), **kwargs})
 
 
-class DestinationForm(WriteOnlySecretForm[Destination]):
-    secret_field, new_field, clear_field, empty = (
-        "signing_secret",
-        "new_signing_secret",
-        "clear_signing_secret",
-        "",
+DESTINATION_SECRETS = (
+    WriteOnlySecret(
+        "signing_secret", "new_signing_secret", "clear_signing_secret", "signing_secret_summary"
+    ),
+    WriteOnlySecret(
+        "bearer_token", "new_bearer_token", "clear_bearer_token", "bearer_token_summary"
+    ),
+    WriteOnlySecret("basic_auth", "new_basic_auth", "clear_basic_auth", "basic_auth_summary"),
+)
+# The label of each write-only input on the add page, where there is nothing to replace.
+FIRST_LABELS = {
+    "new_signing_secret": ("Signing secret", 'Optional: "whsec_…" or env:NAME. Never shown again.'),
+    "new_bearer_token": (
+        "Bearer token",
+        'Optional: sent as "Authorization: Bearer …"; a literal or env:NAME. Never shown again.',
+    ),
+    "new_basic_auth": (
+        "Basic auth",
+        "Optional: user:password, user:env:NAME (the password from the environment) or "
+        "env:NAME (holding user:password). Never shown again.",
+    ),
+}
+
+
+def _secret_input(label: str, max_length: int | None, help_text: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=max_length,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=help_text,
     )
 
-    new_signing_secret = forms.CharField(
-        label="New signing secret",
-        required=False,
-        max_length=Destination._meta.get_field("signing_secret").max_length,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text='Replaces the current one: "whsec_…" or env:NAME. Leave blank to keep '
-        "the current one. Never shown again.",
+
+class DestinationForm(WriteOnlySecretForm[Destination]):
+    secrets = DESTINATION_SECRETS
+
+    new_signing_secret = _secret_input(
+        "New signing secret",
+        Destination._meta.get_field("signing_secret").max_length,
+        'Replaces the current one: "whsec_…" or env:NAME. Leave blank to keep the current '
+        "one. Never shown again.",
     )
     clear_signing_secret = forms.BooleanField(
         label="Remove the signing secret", required=False, help_text="Stop signing requests."
     )
+    new_bearer_token = _secret_input(
+        "New bearer token",
+        Destination._meta.get_field("bearer_token").max_length,
+        'Replaces the current one (sent as "Authorization: Bearer …"): a literal or env:NAME. '
+        "Leave blank to keep the current one. Never shown again.",
+    )
+    clear_bearer_token = forms.BooleanField(label="Remove the bearer token", required=False)
+    new_basic_auth = _secret_input(
+        "New basic auth",
+        Destination._meta.get_field("basic_auth").max_length,
+        "Replaces the current one: user:password, user:env:NAME (the password from the "
+        "environment) or env:NAME (holding user:password). Leave blank to keep the current "
+        "one. Never shown again.",
+    )
+    clear_basic_auth = forms.BooleanField(label="Remove basic auth", required=False)
 
     class Meta:
         model = Destination
@@ -122,19 +176,80 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
             "concurrency",
             "enabled",
             "disabled_reason",
+            "headers",
+            "forward_headers",
             "managed",
         ]
         formfield_callback = _formfield
+        help_texts = {
+            "headers": 'A JSON object, e.g. {"X-Team": "ops", "X-Api-Key": "env:API_KEY"}: '
+            "each value a literal or env:NAME (read when sending); a header whose name looks "
+            "like a credential must use env:NAME. Hookway's own headers can't be set.",
+            "forward_headers": 'A JSON list of glob patterns, e.g. ["X-Gitlab-*"]: the '
+            "sender's stored headers to pass on (credential, hop-by-hop and Hookway's own "
+            "headers never are).",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields.get("new_signing_secret")
-        if self.instance.pk is None and field is not None:
-            field.label = "Signing secret"
-            field.help_text = 'Optional: "whsec_…" or env:NAME. Never shown again.'
+        if self.instance.pk is None:
+            for name, (label, help_text) in FIRST_LABELS.items():
+                field = self.fields.get(name)
+                if field is not None:
+                    field.label, field.help_text = label, help_text
 
     def clean_new_signing_secret(self) -> str:
         return _check_ref(self.cleaned_data.get("new_signing_secret", "").strip())
+
+    def clean_new_bearer_token(self) -> str:
+        ref = _check_ref(self.cleaned_data.get("new_bearer_token", "").strip())
+        problem = token_problem(ref) if ref and not ref.startswith("env:") else None
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return ref
+
+    def clean_new_basic_auth(self) -> str:
+        ref = _check_ref(self.cleaned_data.get("new_basic_auth", "").strip())
+        if not ref or ref.startswith("env:"):
+            return ref
+        user, colon, password = ref.partition(":")
+        if not (colon and user) or value_problem(user):
+            raise forms.ValidationError(
+                "Expected user:password, user:env:NAME or env:NAME (holding user:password)."
+            )
+        _check_ref(password)
+        return ref
+
+    def clean_headers(self) -> dict[str, str]:
+        value = self.cleaned_data.get("headers")
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise forms.ValidationError(
+                'Expected a JSON object of header names and string values, e.g. {"X-Team": "ops"}.'
+            )
+        for name, ref in value.items():
+            problem = static_header_problem(name, ref)
+            if problem is not None:
+                raise forms.ValidationError(f"{name}: {problem}")
+        twice = duplicate_name(value)
+        if twice is not None:
+            raise forms.ValidationError(f"{twice}: given twice (header names ignore case).")
+        return value
+
+    def clean_forward_headers(self) -> list[str]:
+        value = self.cleaned_data.get("forward_headers")
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            raise forms.ValidationError('Expected a JSON list of patterns, e.g. ["X-Gitlab-*"].')
+        for pattern in value:
+            problem = pattern_problem(pattern)
+            if problem is not None:
+                raise forms.ValidationError(problem)
+        return value
 
     def clean_url(self) -> str:
         # The same rule as the config file: Django's URLField takes ftp:// and port 99999.
@@ -143,6 +258,29 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
         if problem is not None:
             raise forms.ValidationError(problem)
         return url
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        # The config file's rules: one way to set Authorization.
+        after = {secret.field: self.secret_after_save(secret) for secret in self.secrets}
+        bearer, basic = after["bearer_token"], after["basic_auth"]
+        if bearer and basic:
+            raise forms.ValidationError("Set a bearer token or basic auth, not both.")
+        headers = cleaned.get("headers") or {}
+        if (bearer or basic) and any(name.lower() == "authorization" for name in headers):
+            raise forms.ValidationError(
+                "The bearer token or basic auth sets Authorization already: remove it from "
+                "the headers."
+            )
+        url = cleaned.get("url") or self.instance.url
+        if (bearer or basic) and urlsplit(url).netloc.rpartition("@")[1]:
+            raise forms.ValidationError(
+                "The URL carries user:password@ and a bearer token or basic auth is set too: "
+                "move the credentials to basic auth."
+            )
+        return cleaned
 
 
 # Set by the Pause / Resume / Enable buttons and actions only, so they stay consistent.
@@ -153,9 +291,7 @@ STATE_FIELDS = ("paused", "paused_at", "paused_reason")
 class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination]):
     form = DestinationForm
     formfield_overrides = HTTPS_URLS
-    secret_field, secret_summary = "signing_secret", "signing_secret_summary"
-    secret_inputs = ("new_signing_secret", "clear_signing_secret")
-    withheld = ("bearer_token", "basic_auth")
+    secrets = DESTINATION_SECRETS
     list_display = [
         "name",
         "url",
@@ -165,6 +301,7 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
         "max_attempts",
         "concurrency",
         "signing_secret_summary",
+        "auth_summary",
         "managed",
     ]
     list_filter = ["enabled", "paused", "managed"]
@@ -236,6 +373,22 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
     @admin.display(description="signing secret")
     def signing_secret_summary(self, obj: Destination) -> str:
         return describe_ref(obj.signing_secret) if obj.signing_secret else "not set"
+
+    @admin.display(description="bearer token")
+    def bearer_token_summary(self, obj: Destination) -> str:
+        return describe_ref(obj.bearer_token) if obj.bearer_token else "not set"
+
+    @admin.display(description="basic auth")
+    def basic_auth_summary(self, obj: Destination) -> str:
+        return describe_basic_auth(obj.basic_auth) if obj.basic_auth else "not set"
+
+    @admin.display(description="auth")
+    def auth_summary(self, obj: Destination) -> str:
+        if obj.bearer_token:
+            return f"bearer token {describe_ref(obj.bearer_token)}"
+        if obj.basic_auth:
+            return f"basic auth {describe_basic_auth(obj.basic_auth)}"
+        return "none"
 
 
 @admin.register(Route)

@@ -15,6 +15,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hookway.headers import (
+    duplicate_name,
+    name_problem,
+    pattern_problem,
+    static_header_problem,
+    token_problem,
+    value_problem,
+)
 from hookway.inbound import VerifyScheme
 from hookway.models import ONE_MIB
 
@@ -31,6 +39,7 @@ class ConfigError(ValueError):
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})\Z")
 SCHEMES = {scheme.value for scheme in VerifyScheme}
 MAX_URL_LENGTH = 2000  # Destination.url's max_length
+MAX_AUTH_LENGTH = 500  # Destination.bearer_token's and basic_auth's max_length
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,13 @@ class DestinationConfig:
     max_attempts: int = 10
     concurrency: int = 20
     enabled: bool = True
+    # Static headers, each value a literal or env:NAME, in the file's order.
+    headers: tuple[tuple[str, str], ...] = ()
+    bearer_token: str = ""
+    # As stored: env:NAME (holding user:password), or user:password whose password is a
+    # literal or env:NAME (the file's { user, password } table becomes the latter).
+    basic_auth: str = ""
+    forward_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,6 +179,101 @@ def _check_secret_refs(where: str, refs: tuple[str, ...], env: Mapping[str, str]
                 raise ConfigError(f"{where}: environment variable {name} is not set or empty")
 
 
+def _check_set(where: str, ref: str, env: Mapping[str, str]) -> str:
+    """Return the value of a literal or env:NAME reference; raise if the variable is unset."""
+    _check_secret_refs(where, (ref,), env)
+    return resolve_secret(ref, env) or ""  # never "": an unset variable was refused
+
+
+def _key(where: str, name: str) -> str:
+    return f"{where}.{name}" if name_problem(name) is None else f"{where}[{name!r}]"
+
+
+def _static_headers(t: _Table, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    raw = t.data.get("headers", {})
+    where = f"{t.where}.headers"
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f'{where}: expected a table of header names and values, e.g. {{ "X-Team" = "ops" }}'
+        )
+    for name, value in raw.items():
+        key = _key(where, name)
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        problem = static_header_problem(name, value)
+        if problem is not None:
+            raise ConfigError(f"{key}: {problem}")
+        if value.startswith("env:"):
+            problem = value_problem(_check_set(key, value, env))
+            if problem is not None:
+                raise ConfigError(f"{key}: environment variable {value[4:]}: {problem}")
+    twice = duplicate_name(raw)
+    if twice is not None:
+        raise ConfigError(f"{_key(where, twice)}: given twice (header names ignore case)")
+    return tuple(raw.items())
+
+
+def _bearer_token(t: _Table, env: Mapping[str, str]) -> str:
+    ref = t.text("bearer_token", "")
+    where = f"{t.where}.bearer_token"
+    if not ref:
+        return ""
+    if len(ref) > MAX_AUTH_LENGTH:
+        raise ConfigError(f"{where}: longer than {MAX_AUTH_LENGTH} characters")
+    problem = token_problem(_check_set(where, ref, env))
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
+    return ref
+
+
+def _basic_auth(t: _Table, env: Mapping[str, str]) -> str:
+    raw = t.data.get("basic_auth", "")
+    where = f"{t.where}.basic_auth"
+    if isinstance(raw, dict):
+        pair = _Table(where, raw, {"user", "password"})
+        user = pair.text("user", required=True)
+        password = pair.text("password", required=True)
+        if not user or ":" in user or value_problem(user):
+            raise ConfigError(f"{where}.user: {user!r} must be non-empty, without ':'")
+        if not password:
+            raise ConfigError(f"{where}.password: must not be empty")
+        _check_set(f"{where}.password", password, env)
+        ref = f"{user}:{password}"
+    elif isinstance(raw, str):
+        ref = raw
+        if ref.startswith("env:"):
+            value = _check_set(where, ref, env)
+            if not value.partition(":")[0] or ":" not in value:
+                raise ConfigError(
+                    f"{where}: environment variable {ref[4:]} must hold user:password"
+                )
+        elif ref:
+            user, colon, password = ref.partition(":")
+            if not (colon and user):
+                raise ConfigError(
+                    f'{where}: expected {{ user = "…", password = "env:NAME" }}, '
+                    '"env:NAME" (holding user:password) or "user:password"'
+                )
+            if password.startswith("env:"):
+                _check_set(where, password, env)
+    else:
+        raise ConfigError(
+            f'{where}: expected {{ user = "…", password = "env:NAME" }} or a string, got {raw!r}'
+        )
+    if len(ref) > MAX_AUTH_LENGTH:
+        raise ConfigError(f"{where}: longer than {MAX_AUTH_LENGTH} characters")
+    return ref
+
+
+def _forward_headers(t: _Table) -> tuple[str, ...]:
+    patterns = t.texts("forward_headers")
+    for i, pattern in enumerate(patterns):
+        problem = pattern_problem(pattern)
+        if problem is not None:
+            raise ConfigError(f"{t.where}.forward_headers[{i}]: {problem}")
+    return patterns
+
+
 def _source(index: int, raw: Any, env: Mapping[str, str]) -> SourceConfig:
     t = _Table(
         f"sources[{index}]",
@@ -211,6 +322,10 @@ def _destination(index: int, raw: Any, env: Mapping[str, str]) -> DestinationCon
             "max_attempts",
             "concurrency",
             "enabled",
+            "headers",
+            "bearer_token",
+            "basic_auth",
+            "forward_headers",
         },
     )
     name = t.text("name", required=True)
@@ -228,6 +343,24 @@ def _destination(index: int, raw: Any, env: Mapping[str, str]) -> DestinationCon
         value = resolve_secret(signing_secret, env)
         if value is not None and not _is_whsec(value):
             raise ConfigError(f"{t.where}.signing_secret: expected 'whsec_' + base64")
+    headers = _static_headers(t, env)
+    bearer_token = _bearer_token(t, env)
+    basic_auth = _basic_auth(t, env)
+    if bearer_token and basic_auth:
+        raise ConfigError(f"{t.where}.basic_auth: set bearer_token or basic_auth, not both")
+    auth_key = "bearer_token" if bearer_token else "basic_auth" if basic_auth else ""
+    for header, _ in headers:
+        if header.lower() == "authorization" and auth_key:
+            raise ConfigError(
+                f"{t.where}.headers.{header}: {auth_key} sets Authorization already; set one"
+            )
+        if header.lower() == "authorization":
+            auth_key = f"headers.{header}"
+    if auth_key and urlsplit(url).netloc.rpartition("@")[1]:
+        raise ConfigError(
+            f"{t.where}.url: carries user:password@ and {auth_key} sets Authorization too; "
+            "move the credentials to basic_auth"
+        )
     return DestinationConfig(
         name=name,
         url=url,
@@ -236,6 +369,10 @@ def _destination(index: int, raw: Any, env: Mapping[str, str]) -> DestinationCon
         max_attempts=t.whole("max_attempts", 10, minimum=1, maximum=100),
         concurrency=t.whole("concurrency", 20, minimum=1, maximum=10_000),
         enabled=t.flag("enabled", True),
+        headers=headers,
+        bearer_token=bearer_token,
+        basic_auth=basic_auth,
+        forward_headers=_forward_headers(t),
     )
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from hookway import gate, timing, wakeup
+from hookway.headers import is_credential_header
 from hookway.inbound import VerifyScheme
 from hookway.ingest import extract, verify
 from hookway.ingest.errors import (
@@ -47,28 +48,6 @@ SOURCE_LOOKUP_ERROR = "hookway.source_lookup_error"
 DEADLINE_KEY = "hookway.deadline"
 _UNSET = object()
 
-# Headers not kept with the stored event (docs/verification.md, "What is stored"): any
-# whose name says it carries a credential or a signature (with the body, a signature
-# lets whoever reads it send the same webhook again), and any whose value holds one of
-# the source's secrets.
-CREDENTIAL_WORDS = (
-    "auth",
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "cookie",
-    "session",
-    "credential",
-    "signature",
-    "api-key",
-    "apikey",
-    "api_key",
-    "access-key",
-    "private-key",
-    "secret-key",
-)
-
 
 def _error_response(exc: IngestError) -> JsonResponse:
     return JsonResponse(
@@ -82,13 +61,10 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def is_credential_header(name: str) -> bool:
-    """True for a header name that says it carries a credential or a signature."""
-    lowered = name.lower()
-    return any(word in lowered for word in CREDENTIAL_WORDS)
-
-
 def _kept_headers(request: HttpRequest, secrets: list[str]) -> dict[str, str]:
+    # Not kept (docs/ingest.md, "What is stored"): any header whose name says it carries
+    # a credential or a signature (hookway.headers), and any whose value holds one of the
+    # source's secrets.
     kept = {}
     for name, value in request.headers.items():
         if is_credential_header(name) or any(secret in value for secret in secrets):

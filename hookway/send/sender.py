@@ -14,6 +14,7 @@ bound an attempt.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import time
 from email.utils import parsedate_to_datetime
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from django.utils import timezone
 
+from hookway.headers import is_hop_by_hop, is_reserved
 from hookway.outbound import AttemptResult, ErrorKind, OutboundDelivery, Outcome
 from hookway.secrets import decode_whsec
 from hookway.send import signing
@@ -36,22 +38,49 @@ RESPONSE_BODY_LIMIT = 20 * 1024
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
 
 
+def authorization(delivery: OutboundDelivery) -> str | None:
+    """The Authorization value from the destination's bearer_token or basic_auth, or None."""
+    if delivery.bearer_token:
+        return f"Bearer {delivery.bearer_token}"
+    if delivery.basic_auth is not None:
+        user, password = delivery.basic_auth
+        # RFC 7617: user-pass in UTF-8, then base64.
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return None
+
+
 def outbound_headers(delivery: OutboundDelivery, timestamp: int) -> dict[str, str]:
-    headers = {
-        "Content-Type": delivery.content_type or "application/json",
-        "webhook-id": delivery.delivery_id,
-        "webhook-timestamp": str(timestamp),
-        "X-Hookway-Event": delivery.event_name,
-        "X-Hookway-Source": delivery.source_slug,
-        "X-Hookway-Attempt": str(delivery.attempt),
-    }
+    """Return the request's headers. Lowest precedence first, each replacing an earlier
+    one of the same name (case-insensitively): the event's forwarded headers, the
+    destination's static headers, its Authorization, then Hookway's own, which always win
+    (``Host`` is set when the URL is pinned, ``User-Agent`` by the client)."""
+    chosen: dict[str, tuple[str, str]] = {}
+
+    def put(name: str, value: str) -> None:
+        chosen[name.lower()] = (name, value)
+
+    for name, value in (*delivery.forwarded_headers, *delivery.headers):
+        # The config file, the admin and the store checked them already; a row edited by
+        # hand still can't break the request's framing or stand in for Hookway's headers.
+        if not (is_reserved(name) or is_hop_by_hop(name)):
+            put(name, value)
+    auth = authorization(delivery)
+    if auth is not None:
+        put("Authorization", auth)
+    put("Content-Type", delivery.content_type or "application/json")
+    put("webhook-id", delivery.delivery_id)
+    put("webhook-timestamp", str(timestamp))
+    put("X-Hookway-Event", delivery.event_name)
+    put("X-Hookway-Source", delivery.source_slug)
+    put("X-Hookway-Attempt", str(delivery.attempt))
     if delivery.signing_secret:
         key = decode_whsec(delivery.signing_secret)
         if key is not None:
-            headers["webhook-signature"] = signing.sign(
-                key, delivery.delivery_id, timestamp, delivery.body
+            put(
+                "webhook-signature",
+                signing.sign(key, delivery.delivery_id, timestamp, delivery.body),
             )
-    return headers
+    return dict(chosen.values())
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -93,7 +122,8 @@ async def _pinned_request(
         host_header = parts.hostname.encode("idna").decode("ascii")
         host_header += f":{parts.port}" if parts.port else ""
     headers["Host"] = host_header
-    if userinfo:  # kept so httpx sends it as Basic auth, as it would unpinned
+    explicit_auth = any(name.lower() == "authorization" for name in headers)
+    if userinfo and not explicit_auth:  # kept so httpx sends it as Basic auth, as unpinned
         netloc = f"{userinfo}@{netloc}"
     pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
@@ -123,6 +153,8 @@ async def _exchange(
     headers: dict[str, str],
     phase: _Phase,
 ) -> tuple[httpx.Response, bytes]:
+    if delivery.problem:
+        raise InvalidDestination(f"not sent: {delivery.problem}")
     request = await _pinned_request(client, guard, delivery, headers)
     phase.name = "connecting and waiting for the response headers"
     try:

@@ -25,7 +25,8 @@ from typing import Literal, NamedTuple
 from django.db import connection, transaction
 from django.db.models import F, Min, Q
 
-from hookway.models import Attempt, AttemptOutcome, Delivery, Destination, Worker
+from hookway import headers
+from hookway.models import Attempt, AttemptOutcome, Delivery, Destination, Event, Worker
 from hookway.outbound import DeliveryState, ErrorKind, OutboundDelivery, Settlement
 from hookway.secrets import resolve_secret
 from hookway.store.db import AdaptedDatetime, db_now
@@ -88,6 +89,10 @@ class _Details(NamedTuple):
     body: bytes | memoryview
     content_type: str
     next_attempt_at: datetime
+    headers: object  # JSON: a dict of name to a literal or env:NAME
+    bearer_token: str
+    basic_auth: str
+    forward_headers: object  # JSON: a list of glob patterns
 
 
 def claim_due(
@@ -188,26 +193,51 @@ def claim_due(
                 "event__body",
                 "event__content_type",
                 "next_attempt_at",
+                "destination__headers",
+                "destination__bearer_token",
+                "destination__basic_auth",
+                "destination__forward_headers",
             )
         ]
+        # The sender's stored headers, only for the events whose destination forwards some.
+        forwarding = [d.event_id for d in details if d.forward_headers]
+        stored: dict[str, dict[str, object]] = (
+            dict(Event.objects.filter(pk__in=forwarding).values_list("pk", "headers"))
+            if forwarding
+            else {}
+        )
         return [
-            OutboundDelivery(
-                delivery_id=d.pk,
-                attempt=d.attempts,
-                event_id=d.event_id,
-                event_name=d.event_name,
-                source_slug=d.source_slug,
-                destination_id=d.destination_id,
-                destination_name=d.destination_name,
-                url=d.url,
-                signing_secret=resolve_secret(d.signing_secret) if d.signing_secret else None,
-                timeout=d.timeout,
-                max_attempts=d.max_attempts,
-                body=bytes(d.body),
-                content_type=d.content_type,
-            )
+            _outbound(d, stored.get(d.event_id))
             for d in sorted(details, key=lambda d: d.next_attempt_at)
         ]
+
+
+def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> OutboundDelivery:
+    # Secrets are resolved at every claim: a changed env: variable counts from the next
+    # attempt, and one that is unset fails the attempt with its name.
+    extra = headers.resolve(
+        d.headers, d.bearer_token, d.basic_auth, d.forward_headers, stored_headers
+    )
+    return OutboundDelivery(
+        delivery_id=d.pk,
+        attempt=d.attempts,
+        event_id=d.event_id,
+        event_name=d.event_name,
+        source_slug=d.source_slug,
+        destination_id=d.destination_id,
+        destination_name=d.destination_name,
+        url=d.url,
+        signing_secret=resolve_secret(d.signing_secret) if d.signing_secret else None,
+        timeout=d.timeout,
+        max_attempts=d.max_attempts,
+        body=bytes(d.body),
+        content_type=d.content_type,
+        headers=extra.headers,
+        bearer_token=extra.bearer_token,
+        basic_auth=extra.basic_auth,
+        forwarded_headers=extra.forwarded_headers,
+        problem=extra.problem,
+    )
 
 
 def renew_leases(

@@ -44,7 +44,8 @@ SECRETS = {
     "GITHUB_WEBHOOK_SECRET": "github-docs-secret",
     "GITLAB_TOKEN": "gitlab-docs-token",
     "STRIPE_WEBHOOK_SECRET": "whsec_stripe-docs-secret",
-    "ORDERS_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"orders-docs-secret-32-bytes-long").decode(),
+    "ORDERS_WEBHOOK_SECRET": "whsec_"
+    + base64.b64encode(b"orders-docs-secret-32-bytes-long").decode(),
 }
 # Serve until stopped: (how a command line starts, how to tell it is up).
 SERVES = ("make run", ".venv/bin/uvicorn", ".venv/bin/gunicorn", "./manage.py dispatch")
@@ -118,9 +119,7 @@ def operator_env(database: Path, config: Path) -> dict[str, str]:
 def docs_config(port: int) -> str:
     """The sources of docs/verification.md's examples, and the destination its GitLab
     route names, delivering to the server's own /echo."""
-    sources = "".join(
-        b.body + "\n" for b in blocks("toml") if b.path.name == "verification.md"
-    )
+    sources = "".join(b.body + "\n" for b in blocks("toml") if b.path.name == "verification.md")
     destination = f'[[destinations]]\nname = "ci-bot"\nurl = "http://127.0.0.1:{port}/echo"\n'
     return sources + destination
 
@@ -136,7 +135,14 @@ def world() -> Iterator[World]:
         run = {"cwd": ROOT, "env": env, "check": True, "capture_output": True, "text": True}
         subprocess.run(["./manage.py", "migrate", "-v0"], **run, timeout=120)  # type: ignore[call-overload]
         server = subprocess.Popen(
-            [".venv/bin/uvicorn", "hookway.asgi:application", "--port", str(port), "--lifespan", "on"],
+            [
+                ".venv/bin/uvicorn",
+                "hookway.asgi:application",
+                "--port",
+                str(port),
+                "--lifespan",
+                "on",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -148,11 +154,20 @@ def world() -> Iterator[World]:
                 f"http://127.0.0.1:{port}/hooks/inbox", json={"type": "push"}, timeout=10
             )
             event_id = response.json()["id"]
-            delivery_id = subprocess.run(
-                ["./manage.py", "shell", "-c", "from hookway.models import Delivery; print(Delivery.objects.first().pk if Delivery.objects.exists() else '')"],
-                **run,
-                timeout=60,
-            ).stdout.strip().splitlines()[-1]
+            delivery_id = (
+                subprocess.run(
+                    [
+                        "./manage.py",
+                        "shell",
+                        "-c",
+                        "from hookway.models import Delivery; print(Delivery.objects.first().pk if Delivery.objects.exists() else '')",
+                    ],
+                    **run,
+                    timeout=60,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             yield World(root, env, port, event_id, delivery_id)
         finally:
             server.terminate()
@@ -194,7 +209,12 @@ def serve_briefly(command: str, world: World) -> None:
     log = world.root / f"serve-{port}.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            ["bash", "-c", f"exec {words}"], cwd=ROOT, env=world.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            ["bash", "-c", f"exec {words}"],
+            cwd=ROOT,
+            env=world.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         if words.strip().startswith("./manage.py dispatch"):

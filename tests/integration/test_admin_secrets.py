@@ -24,6 +24,10 @@ SIGNING = "whsec_" + base64.b64encode(b"destination-signing-key-000001").decode(
 MANAGED_SIGNING = "whsec_" + base64.b64encode(b"managed-signing-key-0000000002").decode()
 NEW_LITERAL = "replacement-secret-e4f2"
 NEW_SIGNING = "whsec_" + base64.b64encode(b"replacement-signing-key-000003").decode()
+BEARER = "bearer-token-value-6a1f"
+BASIC_PASSWORD = "basic-password-90c3"
+NEW_BEARER = "replacement-bearer-77b2"
+NEW_BASIC_PASSWORD = "replacement-basic-pw-1c9e"
 EVERY_SECRET = [
     SOURCE_LITERAL,
     ENV_VALUE,
@@ -32,6 +36,10 @@ EVERY_SECRET = [
     MANAGED_SIGNING,
     NEW_LITERAL,
     NEW_SIGNING,
+    BEARER,
+    BASIC_PASSWORD,
+    NEW_BEARER,
+    NEW_BASIC_PASSWORD,
 ]
 
 
@@ -325,18 +333,199 @@ def test_the_history_never_records_a_secret(superuser, records):
 
 
 @pytest.mark.parametrize("managed", [False, True])
-def test_destination_auth_secrets_never_show(superuser: Client, managed: bool) -> None:
+@pytest.mark.parametrize("who", ["superuser", "viewer"])
+def test_destination_auth_secrets_never_show(request, db, who: str, managed: bool) -> None:
+    client = request.getfixturevalue(who)
     destination = Destination.objects.create(
         name="auth",
         url="https://auth.example.com/",
-        bearer_token="bearer-token-value-6a1f",
-        basic_auth="user:basic-password-90c3",
+        bearer_token=BEARER,
+        basic_auth=f"user:{BASIC_PASSWORD}",
         managed=managed,
     )
-    for url in (
-        "/admin/hookway/destination/",
-        f"/admin/hookway/destination/{destination.pk}/change/",
-    ):
-        text = page(superuser, url)
+    listing = page(client, "/admin/hookway/destination/")
+    change = page(client, f"/admin/hookway/destination/{destination.pk}/change/")
+    for text in (listing, change):
         assert "bearer-token-value" not in text
         assert "basic-password" not in text
+        assert_no_secret(text)
+    assert f"set, fingerprint {fp(BEARER)}" in change
+    assert f"user user, password set, fingerprint {fp(BASIC_PASSWORD)}" in change
+    assert f"bearer token set, fingerprint {fp(BEARER)}" in listing
+    if managed or who == "viewer":
+        assert 'name="new_bearer_token"' not in change
+        assert 'name="new_basic_auth"' not in change
+
+
+def test_env_auth_references_are_shown_by_name(superuser, monkeypatch):
+    monkeypatch.setenv("HOOKWAY_TEST_BASIC", f"ci:{BASIC_PASSWORD}")
+    destination = Destination.objects.create(
+        name="auth",
+        url="https://auth.example.com/",
+        bearer_token="env:HOOKWAY_NO_SUCH_TOKEN",
+    )
+    change = page(superuser, f"{ADMIN}/destination/{destination.pk}/change/")
+    assert "env:HOOKWAY_NO_SUCH_TOKEN (not set)" in change
+
+    destination.bearer_token, destination.basic_auth = "", "env:HOOKWAY_TEST_BASIC"
+    destination.save()
+    change = page(superuser, f"{ADMIN}/destination/{destination.pk}/change/")
+    assert f"env:HOOKWAY_TEST_BASIC (set, fingerprint {fp('ci:' + BASIC_PASSWORD)})" in change
+    assert_no_secret(change)
+
+
+@pytest.fixture
+def auth_destination(db: None) -> Destination:
+    return Destination.objects.create(
+        name="ci", url="https://ci.example.com/hooks", bearer_token=BEARER
+    )
+
+
+def test_a_bearer_token_is_replaced_kept_or_removed(superuser, auth_destination):
+    url = f"{ADMIN}/destination/{auth_destination.pk}/change/"
+
+    assert superuser.post(url, destination_form(concurrency="5")).status_code == 302
+    auth_destination.refresh_from_db()
+    assert (auth_destination.bearer_token, auth_destination.concurrency) == (BEARER, 5)
+
+    assert superuser.post(url, destination_form(new_bearer_token=NEW_BEARER)).status_code == 302
+    auth_destination.refresh_from_db()
+    assert auth_destination.bearer_token == NEW_BEARER
+
+    assert superuser.post(url, destination_form(clear_bearer_token="on")).status_code == 302
+    auth_destination.refresh_from_db()
+    assert auth_destination.bearer_token == ""
+
+
+def test_basic_auth_replaces_a_removed_bearer_token(superuser, auth_destination):
+    url = f"{ADMIN}/destination/{auth_destination.pk}/change/"
+
+    response = superuser.post(
+        url,
+        destination_form(clear_bearer_token="on", new_basic_auth=f"ci:{NEW_BASIC_PASSWORD}"),
+    )
+
+    assert response.status_code == 302
+    auth_destination.refresh_from_db()
+    assert (auth_destination.bearer_token, auth_destination.basic_auth) == (
+        "",
+        f"ci:{NEW_BASIC_PASSWORD}",
+    )
+    assert_no_secret(page(superuser, url))
+
+    superuser.post(url, destination_form(new_basic_auth="ci:env:HOOKWAY_TEST_PW"))
+    auth_destination.refresh_from_db()
+    assert auth_destination.basic_auth == "ci:env:HOOKWAY_TEST_PW"
+    superuser.post(url, destination_form(clear_basic_auth="on"))
+    auth_destination.refresh_from_db()
+    assert auth_destination.basic_auth == ""
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"new_basic_auth": f"ci:{NEW_BASIC_PASSWORD}"}, "bearer token or basic auth, not both"),
+        ({"headers": '{"Authorization": "env:X"}'}, "sets Authorization already"),
+        ({"url": "https://bot:pw@ci.example.com/"}, "The URL carries user:password@"),
+        ({"new_bearer_token": "two words"}, "without spaces"),
+        ({"new_bearer_token": "env:"}, "needs a variable name"),
+        ({"new_bearer_token": NEW_BEARER, "clear_bearer_token": "on"}, "not both"),
+        ({"clear_bearer_token": "on", "new_basic_auth": "no-colon"}, "Expected user:password"),
+        ({"clear_bearer_token": "on", "new_basic_auth": "ci:env:"}, "needs a variable name"),
+    ],
+)
+def test_conflicting_or_malformed_auth_is_refused_without_echoing_it(
+    superuser, auth_destination, fields, words
+):
+    response = superuser.post(
+        f"{ADMIN}/destination/{auth_destination.pk}/change/", destination_form(**fields)
+    )
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert words in text
+    assert_no_secret(text)
+    auth_destination.refresh_from_db()
+    assert (auth_destination.bearer_token, auth_destination.basic_auth) == (BEARER, "")
+
+
+def test_a_managed_entrys_auth_cannot_be_replaced_by_a_crafted_post(superuser):
+    destination = Destination.objects.create(
+        name="cfg", url="https://cfg.example.com/", bearer_token=BEARER, managed=True
+    )
+    superuser.post(
+        f"{ADMIN}/destination/{destination.pk}/change/",
+        destination_form(
+            name="cfg",
+            clear_bearer_token="on",
+            new_basic_auth=f"ci:{NEW_BASIC_PASSWORD}",
+            headers='{"X-Evil": "1"}',
+        ),
+    )
+    destination.refresh_from_db()
+    assert (destination.bearer_token, destination.basic_auth, destination.headers) == (
+        BEARER,
+        "",
+        {},
+    )
+
+
+def test_a_destination_created_in_the_admin_gets_headers_auth_and_forwarding(superuser, db):
+    response = superuser.post(
+        f"{ADMIN}/destination/add/",
+        destination_form(
+            name="new",
+            new_bearer_token="env:CI_TOKEN",
+            headers='{"X-Team": "ops", "X-Api-Key": "env:API_KEY"}',
+            forward_headers='["X-Gitlab-*"]',
+        ),
+    )
+
+    assert response.status_code == 302
+    created = Destination.objects.get(name="new")
+    assert created.bearer_token == "env:CI_TOKEN"
+    assert created.headers == {"X-Team": "ops", "X-Api-Key": "env:API_KEY"}
+    assert created.forward_headers == ["X-Gitlab-*"]
+    add_page = page(superuser, f"{ADMIN}/destination/add/")
+    assert "Bearer token" in add_page
+    assert 'name="clear_bearer_token"' not in add_page
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"headers": '{"Content-Type": "text/plain"}'}, "set by Hookway itself"),
+        ({"headers": '{"X-Hookway-Source": "x"}'}, "set by Hookway itself"),
+        ({"headers": '{"X-Api-Key": "literal-key-value"}'}, "looks like a credential"),
+        ({"headers": '{"X-Team": "a\\r\\nX-Evil: 1"}'}, "line break"),
+        ({"headers": '{"X Team": "ops"}'}, "not a valid header name"),
+        ({"headers": '{"X-Team": "a", "x-team": "b"}'}, "given twice"),
+        ({"headers": '["X-Team"]'}, "Expected a JSON object"),
+        ({"headers": '{"X-Team": 1}'}, "Expected a JSON object"),
+        ({"forward_headers": '["X-Gitlab-Token"]'}, "is never forwarded"),
+        ({"forward_headers": '"X-Gitlab-*"'}, "Expected a JSON list"),
+    ],
+)
+def test_bad_headers_or_patterns_are_refused(superuser, auth_destination, fields, words):
+    response = superuser.post(
+        f"{ADMIN}/destination/{auth_destination.pk}/change/", destination_form(**fields)
+    )
+
+    assert response.status_code == 200
+    assert words in response.content.decode()
+    auth_destination.refresh_from_db()
+    assert auth_destination.headers == {}
+    assert auth_destination.forward_headers == []
+
+
+def test_the_history_never_records_auth_secrets(superuser, auth_destination):
+    url = f"{ADMIN}/destination/{auth_destination.pk}/change/"
+    superuser.post(url, destination_form(new_bearer_token=NEW_BEARER))
+    superuser.post(
+        url,
+        destination_form(clear_bearer_token="on", new_basic_auth=f"ci:{NEW_BASIC_PASSWORD}"),
+    )
+
+    for entry in LogEntry.objects.all():
+        assert_no_secret(f"{entry.change_message} {entry.object_repr} {entry}")
+    assert_no_secret(page(superuser, f"{url[: -len('change/')]}history/"))

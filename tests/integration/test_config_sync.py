@@ -24,7 +24,7 @@ from hookway.store.events import IncomingEvent, store_events
 from tests.receivers import Reply
 
 WHSEC = "whsec_" + base64.b64encode(b"s" * 32).decode()
-ENV = {"CFG_TOKEN": "t0ken"}
+ENV = {"CFG_TOKEN": "t0ken", "CI_TOKEN": "ci-bearer", "CI_PASSWORD": "ci-pw"}
 
 FULL = f"""
 [[sources]]
@@ -94,6 +94,10 @@ def snapshot() -> dict[str, list[tuple[Any, ...]]]:
                 "concurrency",
                 "enabled",
                 "disabled_reason",
+                "headers",
+                "bearer_token",
+                "basic_auth",
+                "forward_headers",
                 "managed",
             )
         ),
@@ -187,6 +191,49 @@ def test_a_changed_file_updates_the_rows_in_place():
     assert Source.objects.count() == 2
     assert Destination.objects.count() == 2
     assert Route.objects.count() == 3
+
+
+AUTH = """
+[[destinations]]
+name = "ci-bot"
+url = "https://ci.example.com/hooks"
+headers = { "X-Team" = "ops", "X-Gitlab-Token" = "env:CFG_TOKEN" }
+bearer_token = "env:CI_TOKEN"
+forward_headers = ["X-Gitlab-*"]
+"""
+
+
+@pytest.mark.django_db
+def test_destination_headers_and_auth_are_synced_as_references():
+    apply(AUTH)
+
+    ci = Destination.objects.get(name="ci-bot")
+    assert ci.headers == {"X-Team": "ops", "X-Gitlab-Token": "env:CFG_TOKEN"}
+    assert (ci.bearer_token, ci.basic_auth) == ("env:CI_TOKEN", "")
+    assert ci.forward_headers == ["X-Gitlab-*"]
+
+
+@pytest.mark.django_db
+def test_changed_or_removed_headers_and_auth_are_synced():
+    apply(AUTH)
+    before = snapshot()
+    apply(AUTH)
+    assert snapshot() == before
+
+    apply(
+        AUTH.replace('bearer_token = "env:CI_TOKEN"', "")
+        .replace('forward_headers = ["X-Gitlab-*"]', "")
+        .replace('"X-Team" = "ops", ', "")
+        + 'basic_auth = { user = "ci", password = "env:CI_PASSWORD" }\n'
+    )
+    ci = Destination.objects.get(name="ci-bot")
+    assert ci.headers == {"X-Gitlab-Token": "env:CFG_TOKEN"}
+    assert (ci.bearer_token, ci.basic_auth) == ("", "ci:env:CI_PASSWORD")
+    assert ci.forward_headers == []
+
+    apply(AUTH.split("headers =")[0])
+    ci = Destination.objects.get(name="ci-bot")
+    assert (ci.headers, ci.bearer_token, ci.basic_auth, ci.forward_headers) == ({}, "", "", [])
 
 
 @pytest.mark.django_db

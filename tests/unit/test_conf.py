@@ -103,3 +103,91 @@ def test_demo_mode_allows_the_development_key():
 def test_demo_mode_keeps_a_secret_key_that_is_set():
     settings = conf.load({**KEY, "HOOKWAY_DEMO": "true"})
     assert settings.secret_key == KEY["SECRET_KEY"]
+
+
+# -- behind a TLS proxy ---------------------------------------------------------------------
+
+
+def test_proxy_settings_default_to_trusting_no_header_and_no_origin():
+    settings = conf.load(KEY)
+    assert settings.csrf_trusted_origins == []
+    assert settings.trust_x_forwarded_proto is False
+    assert settings.secure_cookies is False
+    # uvicorn's and gunicorn's own default: a proxy on this machine.
+    assert settings.forwarded_allow_ips == ["127.0.0.1", "::1"]
+
+
+def test_proxy_settings_are_parsed():
+    settings = conf.load(
+        {
+            **KEY,
+            "CSRF_TRUSTED_ORIGINS": "https://hooks.example.com, https://*.example.org:8443,"
+            "http://[::1]:8000",
+            "HOOKWAY_TRUST_X_FORWARDED_PROTO": "true",
+            "FORWARDED_ALLOW_IPS": "10.0.0.5, 10.1.0.0/16,fd00::/8",
+            "HOOKWAY_SECURE_COOKIES": "yes",
+        }
+    )
+    assert settings.csrf_trusted_origins == [
+        "https://hooks.example.com",
+        "https://*.example.org:8443",
+        "http://[::1]:8000",
+    ]
+    assert settings.trust_x_forwarded_proto is True
+    assert settings.forwarded_allow_ips == ["10.0.0.5", "10.1.0.0/16", "fd00::/8"]
+    assert settings.secure_cookies is True
+
+
+@pytest.mark.parametrize("value", ["*", ""])
+def test_forwarded_allow_ips_may_be_anything_or_nothing(value):
+    assert conf.load({**KEY, "FORWARDED_ALLOW_IPS": value}).forwarded_allow_ips == (
+        [value] if value else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("origin", "words"),
+    [
+        ("hooks.example.com", "the scheme is required"),
+        ("ftp://hooks.example.com", "the scheme is required"),
+        ("https://hooks.example.com/", "nothing after it, not even a '/'"),
+        ("https://hooks.example.com/admin", "nothing after it"),
+        ("https://hooks.example.com?x=1", "nothing after it"),
+        ("https://user@hooks.example.com", "a host name"),
+        ("https://", "a host name"),
+        ("https://hooks example.com", "a host name"),
+        ("https://hooks.example.com:99999", "a port from 0 to 65535"),
+        ("https://hooks.example.com:0", "a port from 1 to 65535"),
+    ],
+)
+def test_a_bad_trusted_origin_is_named_with_what_was_expected(origin, words):
+    with pytest.raises(ImproperlyConfigured) as refused:
+        conf.load({**KEY, "CSRF_TRUSTED_ORIGINS": f"https://ok.example.com,{origin}"})
+    message = str(refused.value)
+    assert message.startswith(f"CSRF_TRUSTED_ORIGINS: {origin!r}: ")
+    assert words in message
+    assert "e.g. https://hooks.example.com" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("proxy.internal", "'proxy.internal' is not an IP address or network"),
+        ("10.0.0.1/24", "(did you mean 10.0.0.0/24?)"),
+        ("*, 10.0.0.5", "'*' is not an IP address"),
+        ("10.0.0.300", "'10.0.0.300' is not an IP address"),
+    ],
+)
+def test_a_bad_forwarded_allow_ips_is_named(value, words):
+    with pytest.raises(ImproperlyConfigured) as refused:
+        conf.load({**KEY, "FORWARDED_ALLOW_IPS": value})
+    message = str(refused.value)
+    assert message.startswith(f"FORWARDED_ALLOW_IPS={value!r}: ")
+    assert words in message
+    assert "'*' alone" in message
+
+
+@pytest.mark.parametrize("name", ["HOOKWAY_TRUST_X_FORWARDED_PROTO", "HOOKWAY_SECURE_COOKIES"])
+def test_proxy_flags_must_be_booleans(name):
+    with pytest.raises(ImproperlyConfigured, match=name):
+        conf.load({**KEY, name: "sometimes"})

@@ -38,6 +38,10 @@ signing_secret = "{WHSEC}"
 timeout_seconds = 15
 max_attempts = 10
 concurrency = 20
+headers = {{ "X-Team" = "ops", "X-Gitlab-Token" = "env:CI_GITLAB_TOKEN" }}
+bearer_token = "env:CI_TOKEN"
+# basic_auth = {{ user = "ci", password = "env:CI_PASSWORD" }}
+forward_headers = ["X-Gitlab-*"]
 
 [[routes]]
 source = "gitlab"
@@ -45,7 +49,12 @@ destination = "ci-bot"
 events = ["push", "merge_request*"]
 """
 
-ENV = {"GITLAB_TOKEN": "gl-secret", "OTHER_TOKEN": "other-secret"}
+ENV = {
+    "GITLAB_TOKEN": "gl-secret",
+    "OTHER_TOKEN": "other-secret",
+    "CI_GITLAB_TOKEN": "ci-gl-secret",
+    "CI_TOKEN": "ci-bearer",
+}
 
 
 def parse_error(text: str, env: dict[str, str] | None = None) -> str:
@@ -92,6 +101,9 @@ def test_the_documented_example_parses_into_dataclasses():
                 max_attempts=10,
                 concurrency=20,
                 enabled=True,
+                headers=(("X-Team", "ops"), ("X-Gitlab-Token", "env:CI_GITLAB_TOKEN")),
+                bearer_token="env:CI_TOKEN",
+                forward_headers=("X-Gitlab-*",),
             ),
         ),
         routes=(
@@ -445,6 +457,206 @@ def test_the_wrong_type_is_quoted_in_the_message():
 def test_a_destination_defined_twice_is_an_error():
     message = parse_error(GOOD_DESTINATION + GOOD_DESTINATION)
     assert "destination 'd' is defined twice" in message
+
+
+# -- destination headers and auth ---------------------------------------------------------
+
+AUTH_ENV = {
+    "CI_TOKEN": "tok-123",
+    "CI_PASSWORD": "pw-456",
+    "CI_BASIC": "ci:pw-789",
+    "CONSUMER_TOKEN": "gl-consumer",
+}
+
+
+def dest_with(lines: str) -> str:
+    return destination(f'name = "d"\nurl = "https://x.test/"\n{lines}')
+
+
+def test_the_documented_headers_and_auth_keys_parse():
+    config = parse(
+        dest_with(
+            'headers = { "X-Team" = "ops", "X-Gitlab-Token" = "env:CONSUMER_TOKEN" }\n'
+            'bearer_token = "env:CI_TOKEN"\n'
+            'forward_headers = ["X-Gitlab-*", "X-Request-Id"]'
+        ),
+        env=AUTH_ENV,
+    )
+
+    (d,) = config.destinations
+    assert d.headers == (("X-Team", "ops"), ("X-Gitlab-Token", "env:CONSUMER_TOKEN"))
+    # References stay references: they are read when sending.
+    assert d.bearer_token == "env:CI_TOKEN"
+    assert d.basic_auth == ""
+    assert d.forward_headers == ("X-Gitlab-*", "X-Request-Id")
+
+
+def test_headers_and_auth_default_to_none():
+    (d,) = parse(GOOD_DESTINATION, env={}).destinations
+    assert (d.headers, d.bearer_token, d.basic_auth, d.forward_headers) == ((), "", "", ())
+
+
+@pytest.mark.parametrize(
+    ("line", "stored"),
+    [
+        ('basic_auth = { user = "ci", password = "env:CI_PASSWORD" }', "ci:env:CI_PASSWORD"),
+        ('basic_auth = { user = "ci", password = "literal-pw" }', "ci:literal-pw"),
+        ('basic_auth = "env:CI_BASIC"', "env:CI_BASIC"),
+        ('basic_auth = "ci:literal-pw"', "ci:literal-pw"),
+    ],
+)
+def test_basic_auth_is_a_user_and_password_table_or_a_string(line: str, stored: str):
+    assert parse(dest_with(line), env=AUTH_ENV).destinations[0].basic_auth == stored
+
+
+def test_a_single_forward_pattern_may_be_a_string():
+    config = parse(dest_with('forward_headers = "X-Gitlab-*"'), env={})
+    assert config.destinations[0].forward_headers == ("X-Gitlab-*",)
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ('headers = "X-Team: ops"', "destinations[0].headers: expected a table of header names"),
+        ('headers = { "X-Team" = 1 }', "destinations[0].headers.X-Team: expected a string"),
+        ('headers = { "X Team" = "ops" }', "destinations[0].headers['X Team']: 'X Team' is not a"),
+        (
+            'headers = { "X-Team" = "ops\\r\\nX-Evil: 1" }',
+            "destinations[0].headers.X-Team: the value holds a line break",
+        ),
+        (
+            'headers = { "Content-Type" = "text/plain" }',
+            "destinations[0].headers.Content-Type: Content-Type is set by Hookway itself",
+        ),
+        (
+            'headers = { "X-Hookway-Source" = "x" }',
+            "destinations[0].headers.X-Hookway-Source: X-Hookway-Source is set by Hookway",
+        ),
+        (
+            'headers = { "webhook-id" = "x" }',
+            "destinations[0].headers.webhook-id: webhook-id is set by Hookway",
+        ),
+        (
+            'headers = { "Transfer-Encoding" = "chunked" }',
+            "destinations[0].headers.Transfer-Encoding: Transfer-Encoding applies to one",
+        ),
+        (
+            'headers = { "X-Api-Key" = "literal-key" }',
+            "destinations[0].headers.X-Api-Key: X-Api-Key looks like a credential: give its "
+            "value as 'env:NAME'",
+        ),
+        (
+            'headers = { "X-Team" = "env:NO_SUCH" }',
+            "destinations[0].headers.X-Team: environment variable NO_SUCH is not set",
+        ),
+        (
+            'headers = { "X-Team" = "env:BROKEN" }',
+            "destinations[0].headers.X-Team: environment variable BROKEN: the value holds",
+        ),
+        (
+            'headers = { "X-Team" = "a", "x-team" = "b" }',
+            "destinations[0].headers.x-team: given twice (header names ignore case)",
+        ),
+        ("bearer_token = 5", "destinations[0].bearer_token: expected a string"),
+        (
+            'bearer_token = "env:NO_SUCH"',
+            "destinations[0].bearer_token: environment variable NO_SUCH is not set",
+        ),
+        ('bearer_token = "env:"', "destinations[0].bearer_token: 'env:' needs a variable name"),
+        (
+            'bearer_token = "two words"',
+            "destinations[0].bearer_token: a bearer token must be non-empty, without spaces",
+        ),
+        (
+            'bearer_token = "env:BROKEN"',
+            "destinations[0].bearer_token: a bearer token must be non-empty",
+        ),
+        (
+            'basic_auth = "no-colon"',
+            "destinations[0].basic_auth: expected { user = ",
+        ),
+        (
+            'basic_auth = ":pw"',
+            "destinations[0].basic_auth: expected { user = ",
+        ),
+        (
+            'basic_auth = "env:CI_TOKEN"',
+            "destinations[0].basic_auth: environment variable CI_TOKEN must hold user:password",
+        ),
+        (
+            'basic_auth = "env:NO_SUCH"',
+            "destinations[0].basic_auth: environment variable NO_SUCH is not set",
+        ),
+        (
+            'basic_auth = "ci:env:NO_SUCH"',
+            "destinations[0].basic_auth: environment variable NO_SUCH is not set",
+        ),
+        ("basic_auth = 3", "destinations[0].basic_auth: expected { user = "),
+        (
+            'basic_auth = { user = "ci" }',
+            "destinations[0].basic_auth.password: required",
+        ),
+        (
+            'basic_auth = { user = "ci", password = "pw", realm = "x" }',
+            "destinations[0].basic_auth: unknown key 'realm'",
+        ),
+        (
+            'basic_auth = { user = "c:i", password = "pw" }',
+            "destinations[0].basic_auth.user: 'c:i' must be non-empty, without ':'",
+        ),
+        (
+            'basic_auth = { user = "ci", password = "" }',
+            "destinations[0].basic_auth.password: must not be empty",
+        ),
+        (
+            'basic_auth = { user = "ci", password = "env:NO_SUCH" }',
+            "destinations[0].basic_auth.password: environment variable NO_SUCH is not set",
+        ),
+        (
+            'bearer_token = "env:CI_TOKEN"\nbasic_auth = "env:CI_BASIC"',
+            "destinations[0].basic_auth: set bearer_token or basic_auth, not both",
+        ),
+        (
+            'bearer_token = "env:CI_TOKEN"\nheaders = { "Authorization" = "env:CI_TOKEN" }',
+            "destinations[0].headers.Authorization: bearer_token sets Authorization already",
+        ),
+        (
+            'basic_auth = "env:CI_BASIC"\nheaders = { "authorization" = "env:CI_TOKEN" }',
+            "destinations[0].headers.authorization: basic_auth sets Authorization already",
+        ),
+        (
+            'forward_headers = ["X-Gitlab-*", "X-Gitlab-Token"]',
+            "destinations[0].forward_headers[1]: X-Gitlab-Token is never forwarded: its name",
+        ),
+        (
+            'forward_headers = ["Host"]',
+            "destinations[0].forward_headers[0]: Host is never forwarded: Hookway sets it",
+        ),
+        (
+            'forward_headers = ["X Gitlab"]',
+            "destinations[0].forward_headers[0]: 'X Gitlab' is not a header name pattern",
+        ),
+        ('forward_headers = [""]', "destinations[0].forward_headers: expected a string or a list"),
+    ],
+)
+def test_bad_headers_and_auth_are_named_by_key(lines: str, expected: str):
+    message = parse_error(dest_with(lines), env={**AUTH_ENV, "BROKEN": "a\nb"})
+    assert expected in message
+
+
+def test_credentials_in_the_url_and_an_auth_key_together_are_an_error():
+    text = destination('name = "d"\nurl = "https://bot:pw@x.test/"\nbearer_token = "env:CI_TOKEN"')
+    message = parse_error(text, env=AUTH_ENV)
+    assert "destinations[0].url: carries user:password@ and bearer_token sets" in message
+    # Alone, credentials in the URL are still sent as Basic auth.
+    assert parse(destination('name = "d"\nurl = "https://bot:pw@x.test/"'), env={})
+
+
+def test_auth_values_must_fit_their_columns():
+    message = parse_error(dest_with(f'bearer_token = "{"t" * 501}"'), env={})
+    assert "destinations[0].bearer_token: longer than 500 characters" in message
+    message = parse_error(dest_with(f'basic_auth = "ci:{"p" * 500}"'), env={})
+    assert "destinations[0].basic_auth: longer than 500 characters" in message
 
 
 # -- routes -------------------------------------------------------------------------------

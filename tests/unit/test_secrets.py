@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import hashlib
 
-from hookway.secrets import describe, describe_ref, fingerprint, resolve_secret
+import pytest
+
+from hookway.secrets import (
+    UnresolvedSecret,
+    describe,
+    describe_basic_auth,
+    describe_ref,
+    fingerprint,
+    resolve_basic_auth,
+    resolve_secret,
+)
 
 
 def sha8(value: str) -> str:
@@ -56,3 +66,47 @@ def test_the_config_module_still_offers_resolve_secret():
     from hookway.config.file import resolve_secret as from_config
 
     assert from_config is resolve_secret
+
+
+# -- basic auth -----------------------------------------------------------------------------
+
+
+def test_basic_auth_resolves_each_stored_form():
+    env = {"CI_BASIC": "ci:pw:with:colons", "CI_PASSWORD": "pw-env"}
+    assert resolve_basic_auth("env:CI_BASIC", env) == ("ci", "pw:with:colons")
+    assert resolve_basic_auth("ci:env:CI_PASSWORD", env) == ("ci", "pw-env")
+    assert resolve_basic_auth("ci:literal", env) == ("ci", "literal")
+    assert resolve_basic_auth("ci:", env) == ("ci", "")
+
+
+@pytest.mark.parametrize(
+    ("ref", "words"),
+    [
+        ("env:MISSING", "environment variable MISSING is not set or empty"),
+        ("ci:env:MISSING", "environment variable MISSING is not set or empty"),
+        ("env:NO_COLON", "environment variable NO_COLON must hold user:password"),
+        ("no-colon", "basic auth must be user:password"),
+    ],
+)
+def test_basic_auth_that_cannot_be_resolved_says_why_without_the_value(ref, words):
+    with pytest.raises(UnresolvedSecret) as info:
+        resolve_basic_auth(ref, {"NO_COLON": "secret-value-without-colon"})
+    assert words in str(info.value)
+    assert "secret-value" not in str(info.value)
+
+
+def test_basic_auth_is_described_by_user_and_password_fingerprint():
+    env = {"CI_BASIC": "ci:pw", "CI_PASSWORD": "pw-env"}
+    assert (
+        describe_basic_auth("ci:hunter2", env)
+        == f"user ci, password set, fingerprint {sha8('hunter2')}"
+    )
+    assert describe_basic_auth("ci:env:CI_PASSWORD", env) == (
+        f"user ci, password env:CI_PASSWORD (set, fingerprint {sha8('pw-env')})"
+    )
+    assert describe_basic_auth("env:CI_BASIC", env) == (
+        f"env:CI_BASIC (set, fingerprint {sha8('ci:pw')})"
+    )
+    assert describe_basic_auth("no-colon-secret", env) == (
+        f"set, fingerprint {sha8('no-colon-secret')}"
+    )

@@ -185,6 +185,123 @@ async def test_credentials_in_the_url_become_basic_auth_and_stay_out_of_the_host
     assert receiver.last.headers["Host"] == "localhost:8080"
 
 
+# -- a destination's extra headers --------------------------------------------------------
+
+
+async def test_static_headers_and_forwarded_headers_are_sent():
+    receiver = Receiver()
+    await deliver(
+        receiver,
+        make_delivery(
+            headers=(("X-Team", "ops"),),
+            forwarded_headers=(("X-Gitlab-Event", "Push Hook"),),
+        ),
+    )
+    assert receiver.last.headers["X-Team"] == "ops"
+    assert receiver.last.headers["X-Gitlab-Event"] == "Push Hook"
+
+
+async def test_a_bearer_token_is_sent_as_authorization():
+    receiver = Receiver()
+    await deliver(receiver, make_delivery(bearer_token="tok-123"))
+    assert receiver.last.headers["Authorization"] == "Bearer tok-123"
+
+
+async def test_basic_auth_is_sent_as_utf8_base64():
+    receiver = Receiver()
+    await deliver(receiver, make_delivery(basic_auth=("ci", "pässword:with:colons")))
+    expected = base64.b64encode("ci:pässword:with:colons".encode()).decode()
+    assert receiver.last.headers["Authorization"] == f"Basic {expected}"
+
+
+async def test_precedence_is_forwarded_then_static_then_auth_then_hookways_own():
+    receiver = Receiver()
+    await deliver(
+        receiver,
+        make_delivery(
+            event_name="push",
+            forwarded_headers=(
+                ("X-Team", "from-sender"),
+                ("X-Only-Forwarded", "kept"),
+                ("x-hookway-event", "forged"),
+            ),
+            headers=(("x-team", "from-config"), ("Authorization", "Token static")),
+            bearer_token="tok-123",
+        ),
+    )
+    headers = receiver.last.headers
+    assert headers.get_list("X-Team") == ["from-config"]
+    assert headers["X-Only-Forwarded"] == "kept"
+    assert headers.get_list("Authorization") == ["Bearer tok-123"]
+    assert headers.get_list("X-Hookway-Event") == ["push"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "webhook-id",
+        "Webhook-Timestamp",
+        "webhook-signature",
+        "X-Hookway-Attempt",
+        "Content-Type",
+        "Content-Length",
+        "Host",
+        "User-Agent",
+        "Transfer-Encoding",
+        "Connection",
+    ],
+)
+async def test_reserved_and_hop_by_hop_names_never_replace_hookways_headers(name):
+    # The config file and the admin refuse them; a row edited by hand can't slip them in.
+    receiver = Receiver()
+    delivery = make_delivery(
+        attempt=2,
+        signing_secret=SECRET,
+        headers=((name, "from-config"),),
+        forwarded_headers=((name, "from-sender"),),
+    )
+    result = await deliver(receiver, delivery)
+    assert result.outcome == "success"
+    values = receiver.last.headers.get_list(name)
+    assert "from-config" not in values
+    assert "from-sender" not in values
+    assert Webhook(SECRET).verify(receiver.last.content, dict(receiver.last.headers))
+
+
+async def test_explicit_auth_replaces_credentials_in_the_url():
+    receiver = Receiver()
+    await deliver(
+        receiver,
+        make_delivery(url="http://bot:s3cret@localhost:8080/hooks", bearer_token="tok-123"),
+    )
+    assert receiver.last.headers.get_list("Authorization") == ["Bearer tok-123"]
+
+
+async def test_a_delivery_with_a_problem_fails_for_good_without_sending():
+    receiver = Receiver()
+    result = await deliver(
+        receiver,
+        make_delivery(problem="bearer_token: environment variable CI_TOKEN is not set or empty"),
+    )
+    assert result.outcome == "failed"
+    assert result.error_kind == "invalid_destination"
+    assert result.error == (
+        "not sent: bearer_token: environment variable CI_TOKEN is not set or empty"
+    )
+    assert receiver.requests == []
+
+
+def test_secrets_stay_out_of_the_deliverys_repr():
+    delivery = make_delivery(
+        signing_secret=SECRET,
+        headers=(("X-Api-Key", "key-value-1"),),
+        bearer_token="bearer-value-2",
+        basic_auth=("ci", "password-value-3"),
+    )
+    for secret in (SECRET, "key-value-1", "bearer-value-2", "password-value-3"):
+        assert secret not in repr(delivery)
+
+
 async def test_an_internationalised_host_is_sent_as_punycode():
     class FixedGuard(Guard):
         async def resolve(self, host: str, port: int):  # no DNS in unit tests
