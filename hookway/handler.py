@@ -45,7 +45,7 @@ from hookway.ingest.views import (
 from hookway.static import StaticFiles
 from hookway.store.errors import StoreUnavailable
 
-HOOK_PATH = re.compile(r"^/hooks/(.+?)/?$")
+HOOK_PATH = re.compile(r"^/hooks/(.+?)/?\Z", re.DOTALL)
 
 Scope = dict[str, Any]
 Message = Mapping[str, Any]

@@ -63,9 +63,17 @@ def test_djangos_request_receivers_are_the_ones_the_lean_path_leaves_out() -> No
 
 
 def test_a_response_keeps_its_closers_where_close_response_looks() -> None:
+    import asyncio
+
+    from hookway.handler import close_response
+
     response = HttpResponse(b"x")
+    response._handler_class = ASGIHandler  # type: ignore[attr-defined]
     closed: list[bool] = []
     response._resource_closers.append(lambda: closed.append(True))
-    response.close()
+    # close_response, not response.close(): Django's own request_finished receivers
+    # would close the test's database connection.
+    asyncio.run(close_response(response))
     assert closed == [True]
     assert response._resource_closers == []
+    assert response.closed

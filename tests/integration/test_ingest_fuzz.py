@@ -334,6 +334,8 @@ JSON_HEADERS: dict[str, str | bytes] = {"Content-Type": "application/json"}
 @example(("POST", "/hooks/none-lax", {**JSON_HEADERS, "Idempotency-Key": "k\x00"}, b"{}"))
 @example(("OPTIONS", "/hooks/none-lax", JSON_HEADERS, b"{}"))
 @example(("POST", "/hooks/" + "a" * 65, JSON_HEADERS, b"{}"))
+@example(("POST", "/hooks/%0A", JSON_HEADERS, b"{}"))
+@example(("POST", "/hooks/demo%0A", JSON_HEADERS, b"{}"))
 @settings(
     max_examples=300,
     deadline=None,
