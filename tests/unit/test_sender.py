@@ -526,3 +526,82 @@ async def test_real_local_server_is_never_contacted_when_private_addresses_are_r
     assert "HOOKWAY_ALLOW_PRIVATE_DESTINATIONS" in result.error
     assert server.connections == 0
     assert server.received == []
+
+
+# --- every failure classified by its cause, with both transports, against real sockets -----
+
+
+class _ClosingServer:
+    """Accepts a connection, reads the request, then closes (or resets) it unanswered."""
+
+    def __init__(self, reset: bool = False, answer: bytes = b"") -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.reset = reset
+        self.answer = answer
+
+        def serve() -> None:
+            import struct
+
+            while True:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                conn.recv(65536)
+                if self.answer:
+                    conn.sendall(self.answer)
+                if self.reset:  # RST instead of FIN
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+@pytest.mark.parametrize(
+    ("case", "error_kind", "words"),
+    [
+        ("refused", "connection_refused", "connection refused"),
+        ("closed", "connection_reset", "connection"),
+        ("reset", "connection_reset", "connection"),
+        ("tls", "tls", "TLS"),
+        ("dns", "dns", "can't resolve"),
+    ],
+)
+async def test_network_failures_are_classified_by_their_cause(kind, case, error_kind, words):
+    server = None
+    if case == "refused":
+        url = f"http://127.0.0.1:{_unused_port()}/hook"
+    elif case in ("closed", "reset"):
+        server = _ClosingServer(reset=case == "reset")
+        url = f"http://127.0.0.1:{server.port}/hook"
+    elif case == "tls":
+        # Plain HTTP where TLS was expected: the handshake fails on what comes back.
+        server = _ClosingServer(answer=b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        url = f"https://127.0.0.1:{server.port}/hook"
+    else:
+        url = "http://no-such-host.invalid/hook"
+    started = time.perf_counter()
+    async with make_client(kind=kind) as client:
+        result = await send(client, Guard(allow_private=True), make_delivery(url=url, timeout=5))
+    assert result.outcome == "retry"
+    assert result.error_kind == error_kind, result.error
+    assert words in result.error
+    assert time.perf_counter() - started < 5, "classified at once, not after the timeout"
+    if server is not None:
+        server.sock.close()
