@@ -253,3 +253,31 @@ class AppliedConfig(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path} ({self.sha256[:12]})"
+
+
+class ApiKeyScope(models.TextChoices):
+    READ = "read", "read"
+    WRITE = "write", "write (read too)"
+
+
+class ApiKey(models.Model):
+    """A key for the operator API (hookway.api), sent as ``Authorization: Bearer <key>``.
+
+    Only the key's SHA-256 is stored (keys are 256 random bits, so a fast hash is enough:
+    there is nothing to brute-force); ``prefix`` is its first characters, shown so an
+    operator can tell keys apart. A revoked key stays, so its history stays readable."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scope = models.CharField(max_length=8, choices=ApiKeyScope.choices, default=ApiKeyScope.READ)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…, {self.scope})"

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # the API docs' Swagger UI, served from static files (no CDN)
     "hookway.apps.HookwayConfig",
 ]
 

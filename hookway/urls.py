@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import path, re_path
 
 from hookway import echo, health
+from hookway.api.app import api
 from hookway.ingest.views import receive_hook
 
 urlpatterns = [
@@ -12,4 +13,5 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("echo", echo.echo, name="echo"),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
 ]
