@@ -363,17 +363,7 @@ destination = "gone"
 """
     await gate.async_sync_config(parse(text, env={}))
     source = await Source.objects.aget(slug="src")
-    await gate.astore_event(
-        IncomingEvent(
-            source_id=source.pk,
-            event_name="push",
-            delivery_id=None,
-            content_type="application/json",
-            headers={},
-            body=b"{}",
-            received_at=timezone.now(),
-        )
-    )
+    await gate.astore_event(incoming(source))
     config = DispatcherConfig(
         concurrency=5,
         lease_seconds=5,
