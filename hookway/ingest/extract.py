@@ -12,6 +12,7 @@ from hookway.ingest.errors import InvalidField
 
 MAX_FIELD_LENGTH = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+GITLAB_SYSTEM_HOOK = "system hook"  # X-Gitlab-Event of every GitLab system hook
 
 
 def _body_str(payload: Any, *keys: str) -> str | None:
@@ -53,10 +54,15 @@ def event_name(scheme: VerifyScheme, headers: Mapping[str, str], payload: Any) -
     if scheme == VerifyScheme.GITHUB:
         found = _header_str(headers, "X-GitHub-Event")
     elif scheme == VerifyScheme.GITLAB:
-        # System hooks carry `event_name`, project and group hooks `object_kind`.
-        found = _body_str(payload, "event_name", "object_kind") or _header_str(
-            headers, "X-Gitlab-Event"
-        )
+        # System hooks carry `event_name` (or, for push, tag push and merge request system
+        # hooks, only `object_kind`), project and group hooks `object_kind`. GitLab sends
+        # `X-Gitlab-Event: System Hook` with every system hook: that names the kind of hook,
+        # not the event, so it never stands in for a missing name. ("Push Hook" and the
+        # other project hook headers do.)
+        header = _header_str(headers, "X-Gitlab-Event")
+        if header is not None and header.strip().lower() == GITLAB_SYSTEM_HOOK:
+            header = None
+        found = _body_str(payload, "event_name", "object_kind") or header
     elif scheme in (VerifyScheme.STRIPE, VerifyScheme.STANDARD_WEBHOOKS):
         found = _body_str(payload, "type")
     else:

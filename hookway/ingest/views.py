@@ -215,7 +215,10 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
 def _missing_name_detail(scheme: VerifyScheme) -> str:
     where = {
         VerifyScheme.GITHUB: "the X-GitHub-Event header",
-        VerifyScheme.GITLAB: "body 'event_name' or 'object_kind', or the X-Gitlab-Event header",
+        VerifyScheme.GITLAB: (
+            "body 'event_name' or 'object_kind', or the X-Gitlab-Event header "
+            "(not 'System Hook', which every system hook sends)"
+        ),
         VerifyScheme.STRIPE: "body 'type'",
         VerifyScheme.STANDARD_WEBHOOKS: "body 'type'",
     }.get(scheme, "body 'event_name', 'type' or 'event', or the X-Event-Name header")

@@ -258,6 +258,14 @@ def test_gitlab_event_name_falls_back_to_the_x_gitlab_event_header():
     assert extract.event_name("gitlab", headers({}), {"object_kind": 3}) is None
 
 
+@pytest.mark.parametrize("header", ["System Hook", "system hook", " SYSTEM HOOK "])
+def test_gitlab_system_hook_header_is_never_the_event_name(header):
+    named = headers({"X-Gitlab-Event": header})
+    assert extract.event_name("gitlab", named, {"project_id": 15}) is None
+    assert extract.event_name("gitlab", named, {"object_kind": "push"}) == "push"
+    assert extract.event_name("gitlab", named, {"event_name": "user_create"}) == "user_create"
+
+
 def test_gitlab_delivery_id_prefers_idempotency_key_over_the_event_uuid():
     both = headers(
         {
