@@ -88,6 +88,8 @@ def test_the_banner_shows_the_configured_sources_and_a_curl_that_works(monkeypat
     assert '-H "X-Gitlab-Token: $GITLAB_TOKEN"' in text
     assert "/hooks/demo" not in text
     assert "t0k" not in text
+    assert "http://127.0.0.1:9123/api/v1/docs" in text
+    assert "create_api_key" in text
 
 
 def test_without_a_config_file_the_banner_lists_the_databases_sources(monkeypatch, db):

@@ -44,6 +44,7 @@ class Command(BaseCommand):
             "",
             f"Hookway is starting on {base}",
             f"  admin    {base}/admin/            (create a login: make superuser)",
+            f"  api      {base}/api/v1/docs       (a key: ./manage.py create_api_key NAME)",
             f"  health   {base}/healthz  {base}/readyz",
             "",
         ]
