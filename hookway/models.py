@@ -93,6 +93,12 @@ class Destination(models.Model):
         help_text="Glob patterns of the sender's stored headers to pass on (e.g. X-Gitlab-*).",
     )
     managed = models.BooleanField(default=False, help_text="Managed by the HOOKWAY_CONFIG file.")
+    # Health, kept by hookway.store.deliveries.record_attempts as attempts are recorded
+    # (the admin's list reads them; counting them from attempts would scan the table).
+    last_success_at = models.DateTimeField("last success", null=True, blank=True)
+    failures_in_a_row = models.PositiveIntegerField(
+        default=0, help_text="Failed attempts since its last success."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -184,7 +190,11 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "deliveries"
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="delivery_due")]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
+            # The admin's list: newest first, the primary key breaking ties.
+            models.Index(fields=["created_at", "id"], name="delivery_created"),
+        ]
 
     def __str__(self) -> str:
         return self.id
