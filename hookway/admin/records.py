@@ -112,11 +112,15 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 def name_starts_with(prefix: str) -> Q:
     """Event names starting with ``prefix`` (case-sensitive), in a form the event-name
-    index serves: SQLite's LIKE ignores case, so it can't use a case-sensitive index,
-    but a range of names can; PostgreSQL's LIKE uses the pattern index Django adds."""
+    index serves: the names themselves, when the index lists them all (a LIKE can't use
+    it on SQLite, whose LIKE ignores case, nor on PostgreSQL outside the C collation)."""
+    names = gate.run_sync(gate.aevent_names, EventNameFilter.max_choices + 1)
+    if len(names) <= EventNameFilter.max_choices:
+        return Q(event_name__in=[name for name in names if name.startswith(prefix)])
     starts = Q(event_name__startswith=prefix)
     if connection.vendor == "sqlite":
-        # U+10FFFF sorts after every character, in SQLite's byte order.
+        # A range of names the index can serve; U+10FFFF sorts after every character
+        # in SQLite's byte order.
         starts &= Q(event_name__gte=prefix, event_name__lt=prefix + "\U0010ffff")
     return starts
 
