@@ -118,7 +118,7 @@ def milliseconds(value: float | None) -> str:
     return f"{value:,.0f} ms"
 
 
-def shortened(text: str, limit: int = 120) -> str:
+def shortened(text: str, limit: int = 60) -> str:
     """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"

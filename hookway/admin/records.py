@@ -295,7 +295,10 @@ class DeliveryAdmin(LargeListAdmin[Delivery], ReadOnlyAdmin[Delivery], ButtonsAd
 
     @admin.display(description="last error")
     def last_error_line(self, obj: Delivery) -> str:
-        return shortened(obj.last_error) if obj.last_error else "-"
+        if not obj.last_error:
+            return "-"
+        # Short enough to keep the row one line high; the whole error on hover.
+        return format_html('<span title="{}">{}</span>', obj.last_error, shortened(obj.last_error))
 
     @admin.display(description="replayed by")
     def replayed_by(self, obj: Delivery) -> str:
