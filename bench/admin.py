@@ -105,6 +105,7 @@ def _prepare(url: str, events: int, out: Path) -> None:
             cursor.execute("INSERT INTO bench_admin_fill VALUES (%s)", [key])
             if connection.vendor == "postgresql":
                 # What autovacuum would have done by now on a live database.
+                cursor.execute("SET statement_timeout = 0")
                 cursor.execute("VACUUM ANALYZE")
         print(f"filled {events:,} events in {time.monotonic() - started:.0f} s", flush=True)
     if not User.objects.filter(username=USER).exists():
@@ -221,6 +222,8 @@ def _fill(events: int) -> None:
         ),
     ]
     with transaction.atomic(), connection.cursor() as cursor:
+        if pg:  # Hookway's statement timeout is for requests, not a million-row insert
+            cursor.execute("SET LOCAL statement_timeout = 0")
         for model, columns, values in statements:
             sql = f"INSERT INTO {q(model._meta.db_table)} ({columns}) SELECT {values} FROM {series}"
             if pg and model is Event:
