@@ -34,7 +34,7 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from hookway import timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
-from hookway.store import deliveries, destinations, events, replay
+from hookway.store import deliveries, destinations, events, records, replay
 from hookway.store.db import disconnected
 from hookway.store.destinations import Change as Change
 from hookway.store.destinations import DestinationError as DestinationError
@@ -308,6 +308,10 @@ adestination_states = _db(destinations.states)
 apause_destination = _db(destinations.pause)
 aresume_destination = _db(destinations.resume)
 aenable_destination = _db(destinations.enable)
+
+# The admin's lists at scale (hookway.store.records).
+aestimated_count = _db(records.estimated_count)
+aevent_names = _db(records.event_names)
 
 
 async def acall_receivers(

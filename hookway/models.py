@@ -93,6 +93,12 @@ class Destination(models.Model):
         help_text="Glob patterns of the sender's stored headers to pass on (e.g. X-Gitlab-*).",
     )
     managed = models.BooleanField(default=False, help_text="Managed by the HOOKWAY_CONFIG file.")
+    # Health, kept by hookway.store.deliveries.record_attempts as attempts are recorded
+    # (the admin's list reads them; counting them from attempts would scan the table).
+    last_success_at = models.DateTimeField("last success", null=True, blank=True)
+    failures_in_a_row = models.PositiveIntegerField(
+        default=0, help_text="Failed attempts since its last success."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -125,8 +131,12 @@ class Route(models.Model):
 
 class Event(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=ids.event_id, editable=False)
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="events")
-    event_name = models.CharField(max_length=255, blank=True, db_index=True)
+    # Indexed with received_at (Meta.indexes): the admin's lists filter by these and
+    # show the newest first.
+    source = models.ForeignKey(
+        Source, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
+    event_name = models.CharField(max_length=255, blank=True)
     # NULL (not "") when the sender gives none: the unique constraint skips NULLs.
     delivery_id = models.CharField(  # noqa: DJ001
         max_length=255, null=True, blank=True, help_text="The sender's delivery id (dedupe key)."
@@ -151,7 +161,11 @@ class Event(models.Model):
                 name="event_source_delivery_id_body",
             )
         ]
-        indexes = [models.Index(fields=["source", "delivery_id"], name="event_source_delivery")]
+        indexes = [
+            models.Index(fields=["source", "delivery_id"], name="event_source_delivery"),
+            models.Index(fields=["source", "received_at"], name="event_source_received"),
+            models.Index(fields=["event_name", "received_at"], name="event_name_received"),
+        ]
 
     def __str__(self) -> str:
         return self.id
@@ -161,8 +175,9 @@ class Delivery(models.Model):
     # Sent as `webhook-id`: stable across every retry of this delivery, so receivers dedupe.
     id = models.CharField(primary_key=True, max_length=32, default=ids.delivery_id, editable=False)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    # Indexed with created_at (Meta.indexes), as the admin's list shows them.
     destination = models.ForeignKey(
-        Destination, on_delete=models.CASCADE, related_name="deliveries"
+        Destination, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     state = models.CharField(
         max_length=16,
@@ -184,7 +199,14 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "deliveries"
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="delivery_due")]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
+            # The admin's list: newest first (the primary key breaking ties), whole or
+            # filtered by state or destination.
+            models.Index(fields=["created_at", "id"], name="delivery_created"),
+            models.Index(fields=["state", "created_at"], name="delivery_state_created"),
+            models.Index(fields=["destination", "created_at"], name="delivery_destination_created"),
+        ]
 
     def __str__(self) -> str:
         return self.id

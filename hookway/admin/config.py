@@ -283,8 +283,9 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
         return cleaned
 
 
-# Set by the Pause / Resume / Enable buttons and actions only, so they stay consistent.
-STATE_FIELDS = ("paused", "paused_at", "paused_reason")
+# Set by the Pause / Resume / Enable buttons and actions only, so they stay consistent;
+# the health columns by the dispatcher as it records attempts.
+STATE_FIELDS = ("paused", "paused_at", "paused_reason", "last_success_at", "failures_in_a_row")
 
 
 @admin.register(Destination)
@@ -298,6 +299,8 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
         "enabled",
         "disabled_reason",
         "paused",
+        "last_success_at",
+        "failures_in_a_row",
         "max_attempts",
         "concurrency",
         "signing_secret_summary",

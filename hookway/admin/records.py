@@ -9,7 +9,8 @@ import re
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -17,8 +18,9 @@ from django.utils.html import format_html, format_html_join
 from hookway import gate
 from hookway.admin.base import _M, ModelAdmin, TabularInline
 from hookway.admin.buttons import Button, ButtonsAdmin
+from hookway.admin.lists import EventNameFilter, LargeListAdmin, milliseconds, shortened
 from hookway.gate import ReplayResult, SkipKind
-from hookway.models import Attempt, Delivery, Event
+from hookway.models import Attempt, Delivery, Event, Source
 
 # What the operator can do about a skip, said after its reason.
 ANYWAY = "“Replay anyway” makes another copy"
@@ -108,6 +110,21 @@ class DeliveryInline(TabularInline[Delivery, Event]):
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def name_starts_with(prefix: str) -> Q:
+    """Event names starting with ``prefix`` (case-sensitive), in a form the event-name
+    index serves: the names themselves, when the index lists them all (a LIKE can't use
+    it on SQLite, whose LIKE ignores case, nor on PostgreSQL outside the C collation)."""
+    names = gate.run_sync(gate.aevent_names, EventNameFilter.max_choices + 1)
+    if len(names) <= EventNameFilter.max_choices:
+        return Q(event_name__in=[name for name in names if name.startswith(prefix)])
+    starts = Q(event_name__startswith=prefix)
+    if connection.vendor == "sqlite":
+        # A range of names the index can serve; U+10FFFF sorts after every character
+        # in SQLite's byte order.
+        starts &= Q(event_name__gte=prefix, event_name__lt=prefix + "\U0010ffff")
+    return starts
+
+
 def _pretty(text: str) -> str:
     """Return ``text`` as escaped HTML, each lone surrogate written as its JSON escape."""
     text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
@@ -115,11 +132,19 @@ def _pretty(text: str) -> str:
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin[Event], ButtonsAdmin[Event]):
+class EventAdmin(LargeListAdmin[Event], ReadOnlyAdmin[Event], ButtonsAdmin[Event]):
     list_display = ["id", "source", "event_name", "delivery_id", "received_at"]
-    list_filter = ["source", "event_name", "received_at"]
-    date_hierarchy = "received_at"
-    search_fields = ["id", "delivery_id"]
+    list_select_related = ["source"]
+    list_only = ("id", "source__slug", "event_name", "delivery_id", "received_at")
+    # received_at: "today", "past 7 days"… are time ranges on its index (a date
+    # hierarchy would read every event to list the months that have some).
+    list_filter = ["source", EventNameFilter, "received_at"]
+    # Only the columns an index sorts: sorting a million rows by another reads them all.
+    sortable_by = ["id", "received_at"]
+    # Searched by get_search_results: an event id, a sender's delivery id, or the start
+    # of an event name.
+    search_fields = ["id"]
+    search_help_text = "An event id, the sender's delivery id, or the start of an event name."
     fields = readonly_fields = (
         "id",
         "source",
@@ -133,6 +158,21 @@ class EventAdmin(ReadOnlyAdmin[Event], ButtonsAdmin[Event]):
     inlines = [DeliveryInline]
     actions = ["replay_events", "replay_events_anyway"]
     button_actions = ("replay",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Event], search_term: str
+    ) -> tuple[QuerySet[Event], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # An exact id or delivery id (the latter on the (source, delivery id) index, for
+        # each source), else the names that start with the text.
+        exact = Q(pk=term) | Q(
+            source_id__in=list(Source.objects.values_list("pk", flat=True)), delivery_id=term
+        )
+        if queryset.filter(exact).exists():
+            return queryset.filter(exact), False
+        return queryset.filter(name_starts_with(term)), False
 
     @admin.display(description="payload")
     def payload(self, obj: Event) -> str:
@@ -178,7 +218,7 @@ class AttemptInline(TabularInline[Attempt, Delivery]):
     fields = readonly_fields = (
         "number",
         "started_at",
-        "duration_ms",
+        "duration",
         "outcome",
         "status_code",
         "error",
@@ -191,26 +231,74 @@ class AttemptInline(TabularInline[Attempt, Delivery]):
     def has_add_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
         return False
 
+    @admin.display(description="duration")
+    def duration(self, obj: Attempt) -> str:
+        return milliseconds(obj.duration_ms)
+
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin[Delivery], ButtonsAdmin[Delivery]):
+class DeliveryAdmin(LargeListAdmin[Delivery], ReadOnlyAdmin[Delivery], ButtonsAdmin[Delivery]):
     list_display = [
         "id",
-        "event",
+        "event_link",
+        "event_name",
         "destination",
         "state",
         "attempts",
+        "created_at",
         "next_attempt_at",
         "last_status_code",
+        "last_error_line",
     ]
+    # The event's name, not its body: a list of 100 deliveries would load 100 bodies.
+    list_select_related = ["event", "destination"]
+    list_only = (
+        "id",
+        "event__id",
+        "event__event_name",
+        "destination__name",
+        "state",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+    )
     list_filter = ["state", "destination"]
-    search_fields = ["id", "event__id"]
+    sortable_by = ["id", "created_at"]
+    # Searched by get_search_results: a delivery id or an event id, exactly.
+    search_fields = ["id"]
+    search_help_text = "A delivery id (msg_…, the webhook-id a receiver got) or an event id."
     # "replay of" (a field: a link) and "replayed by" (the other way): a replay and what
     # it replays each lead to the other.
     readonly_fields = [*(f.name for f in Delivery._meta.fields), "replayed_by"]
     inlines = [AttemptInline]
     actions = ["replay_deliveries", "replay_deliveries_anyway"]
     button_actions = ("replay",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
+    ) -> tuple[QuerySet[Delivery], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(Q(pk=term) | Q(event_id=term)), False
+
+    @admin.display(description="event", ordering="event_id")
+    def event_link(self, obj: Delivery) -> str:
+        url = reverse("admin:hookway_event_change", args=[quote(obj.event_id)])
+        return format_html('<a href="{}">{}</a>', url, obj.event_id)
+
+    @admin.display(description="event name")
+    def event_name(self, obj: Delivery) -> str:
+        return obj.event.event_name
+
+    @admin.display(description="last error")
+    def last_error_line(self, obj: Delivery) -> str:
+        if not obj.last_error:
+            return "-"
+        # Short enough to keep the row one line high; the whole error on hover.
+        return format_html('<span title="{}">{}</span>', obj.last_error, shortened(obj.last_error))
 
     @admin.display(description="replayed by")
     def replayed_by(self, obj: Delivery) -> str:

@@ -270,7 +270,9 @@ def beat(worker: str, kind: WorkerKind, now: datetime | None = None) -> None:
             Worker.objects.filter(seen_at__lt=now - WORKER_FORGET_AFTER).delete()
 
 
-def _update_sql(model: type[Attempt] | type[Delivery], assignments: str, where: str) -> str:
+def _update_sql(
+    model: type[Attempt] | type[Delivery] | type[Destination], assignments: str, where: str
+) -> str:
     qn = connection.ops.quote_name
     return f"UPDATE {qn(model._meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608 - fixed names
 
@@ -317,6 +319,43 @@ class _DeliveryUpdate(NamedTuple):
     attempts: int
 
 
+_HEALTH_SET = (
+    "last_success_at = COALESCE(%s, last_success_at), "
+    "failures_in_a_row = failures_in_a_row * %s + %s"
+)
+
+
+class _HealthUpdate(NamedTuple):
+    """The parameters of _HEALTH_SET and ``id = %s``: a batch with a success sets
+    ``last_success_at`` and restarts the count (``keep`` 0); one without adds to it."""
+
+    last_success_at: AdaptedDatetime  # None keeps the column's value
+    keep: int
+    failures: int
+    destination_id: int
+
+
+def _health(settlements: Sequence[Settlement], at: AdaptedDatetime) -> list[_HealthUpdate]:
+    """Each destination's health after these attempts, in the order they finished: the
+    last success and the failures since. An interrupted attempt (its dispatcher stopped)
+    says nothing about the destination and counts neither way. Sorted by destination,
+    so concurrent dispatchers lock the rows in one order."""
+    seen: dict[int, tuple[bool, int]] = {}
+    for s in settlements:
+        r = s.result
+        if r.error_kind == ErrorKind.INTERRUPTED:
+            continue
+        succeeded, failures = seen.get(r.destination_id, (False, 0))
+        if r.outcome == "success":
+            seen[r.destination_id] = (True, 0)
+        else:
+            seen[r.destination_id] = (succeeded, failures + 1)
+    return [
+        _HealthUpdate(at if succeeded else None, 0 if succeeded else 1, failures, dest_id)
+        for dest_id, (succeeded, failures) in sorted(seen.items())
+    ]
+
+
 def _recorded_outcome(s: Settlement) -> AttemptOutcome:
     """The attempt's outcome as recorded: a retry its delivery won't get is a failure."""
     if s.state != DeliveryState.PENDING and s.result.outcome == "retry":
@@ -358,7 +397,8 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
     Every attempt is recorded. A delivery is updated only while ``worker`` still holds
     its lease for that attempt: if the lease expired and another dispatcher reclaimed
     it, the newer claim wins, and the attempt says so (LEASE_LOST), since the receiver
-    may then get the delivery twice.
+    may then get the delivery twice. Each destination's health (its last success and
+    failures in a row) moves on with its attempts, in the same transaction.
 
     Two prepared statements run once per batch (``executemany``) rather than two ORM
     updates per attempt: this runs on a thread that shares the GIL with the dispatcher's
@@ -422,6 +462,8 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
         cursor.executemany(_update_sql(Attempt, _ATTEMPT_SET, _ATTEMPT_WHERE), attempt_rows)
         if delivery_rows:
             cursor.executemany(_update_sql(Delivery, _DELIVERY_SET, _DELIVERY_WHERE), delivery_rows)
+        if health := _health(settlements, adapt(now)):
+            cursor.executemany(_update_sql(Destination, _HEALTH_SET, "id = %s"), health)
         if lost:
             logger.warning(
                 "%d attempt results of %s came after their leases were taken over: %s",
