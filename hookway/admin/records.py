@@ -9,6 +9,7 @@ import re
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ORDER_VAR
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -18,7 +19,13 @@ from django.utils.html import format_html, format_html_join
 from hookway import gate
 from hookway.admin.base import _M, ModelAdmin, TabularInline
 from hookway.admin.buttons import Button, ButtonsAdmin
-from hookway.admin.lists import EventNameFilter, LargeListAdmin, milliseconds, shortened
+from hookway.admin.lists import (
+    COUNT_CAP,
+    EventNameFilter,
+    LargeListAdmin,
+    milliseconds,
+    shortened,
+)
 from hookway.gate import ReplayResult, SkipKind
 from hookway.models import Attempt, Delivery, Event, Source
 
@@ -110,13 +117,27 @@ class DeliveryInline(TabularInline[Delivery, Event]):
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def name_starts_with(prefix: str) -> Q:
+def name_starts_with(prefix: str, newest_first: bool = False) -> Q:
     """Event names starting with ``prefix`` (case-sensitive), in a form the event-name
     index serves: the names themselves, when the index lists them all (a LIKE can't use
-    it on SQLite, whose LIKE ignores case, nor on PostgreSQL outside the C collation)."""
+    it on SQLite, whose LIKE ignores case, nor on PostgreSQL outside the C collation).
+
+    With ``newest_first`` (the list shows the newest events first) and several names,
+    each name contributes only its newest rows the list can reach (MAX_PAGES pages, or
+    the count's cap), read in order from the (event_name, received_at) index: without
+    that, SQLite gathers every row of every name ("pu": push and pull_request, 40 % of
+    the table) and sorts them all to show the first page."""
     names = gate.run_sync(gate.aevent_names, EventNameFilter.max_choices + 1)
     if len(names) <= EventNameFilter.max_choices:
-        return Q(event_name__in=[name for name in names if name.startswith(prefix)])
+        matching = [name for name in names if name.startswith(prefix)]
+        if not newest_first or len(matching) < 2:
+            return Q(event_name__in=matching)
+        reach = COUNT_CAP + 1
+        newest = Q()
+        for name in matching:
+            rows = Event.objects.filter(event_name=name).order_by("-received_at", "-id")
+            newest |= Q(pk__in=rows.values("pk")[:reach])
+        return newest
     starts = Q(event_name__startswith=prefix)
     if connection.vendor == "sqlite":
         # A range of names the index can serve; U+10FFFF sorts after every character
@@ -172,7 +193,10 @@ class EventAdmin(LargeListAdmin[Event], ReadOnlyAdmin[Event], ButtonsAdmin[Event
         )
         if queryset.filter(exact).exists():
             return queryset.filter(exact), False
-        return queryset.filter(name_starts_with(term)), False
+        # The list's order: none chosen (newest first), or columns all descending.
+        order = request.GET.get(ORDER_VAR, "")
+        newest_first = all(part.startswith("-") for part in order.split(".") if part)
+        return queryset.filter(name_starts_with(term, newest_first)), False
 
     @admin.display(description="payload")
     def payload(self, obj: Event) -> str:
@@ -298,7 +322,11 @@ class DeliveryAdmin(LargeListAdmin[Delivery], ReadOnlyAdmin[Delivery], ButtonsAd
         if not obj.last_error:
             return "-"
         # Short enough to keep the row one line high; the whole error on hover.
-        return format_html('<span title="{}">{}</span>', obj.last_error, shortened(obj.last_error))
+        return format_html(
+            '<span title="{}" style="white-space: nowrap">{}</span>',
+            obj.last_error,
+            shortened(obj.last_error),
+        )
 
     @admin.display(description="replayed by")
     def replayed_by(self, obj: Delivery) -> str:
