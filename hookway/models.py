@@ -151,7 +151,12 @@ class Event(models.Model):
                 name="event_source_delivery_id_body",
             )
         ]
-        indexes = [models.Index(fields=["source", "delivery_id"], name="event_source_delivery")]
+        indexes = [
+            models.Index(fields=["source", "delivery_id"], name="event_source_delivery"),
+            # Keyset pages of the API's event list, newest first (hookway.store.browse).
+            models.Index(fields=["received_at", "id"], name="event_received"),
+            models.Index(fields=["source", "received_at", "id"], name="event_source_received"),
+        ]
 
     def __str__(self) -> str:
         return self.id
@@ -184,7 +189,16 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "deliveries"
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="delivery_due")]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
+            # The API: an event's deliveries in a state (the event list's state filter),
+            # and keyset pages of the delivery list, by destination and state or not.
+            models.Index(fields=["event", "state"], name="delivery_event_state"),
+            models.Index(fields=["created_at", "id"], name="delivery_created"),
+            models.Index(
+                fields=["destination", "state", "created_at"], name="delivery_dest_state_created"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.id
