@@ -10,6 +10,7 @@ from django.conf import settings
 from ninja import Schema
 from pydantic import Field
 
+from hookway import gate
 from hookway.api.errors import ApiError
 from hookway.secrets import fingerprint, resolve_secret
 from hookway.store import browse
@@ -49,13 +50,33 @@ def secret_fingerprint(ref: str) -> str | None:
     return fingerprint(value) if value else None
 
 
+def config_file_name() -> str:
+    """The config file's path (HOOKWAY_CONFIG), or words for it when none is set now."""
+    path = settings.HOOKWAY.config_path
+    return str(path) if path is not None else "the HOOKWAY_CONFIG file"
+
+
 def managed_conflict(what: str) -> ApiError:
     """409 for a change to an entry the config file manages, naming the file."""
     path = settings.HOOKWAY.config_path
-    where = str(path) if path is not None else "the HOOKWAY_CONFIG file"
+    where = config_file_name()
     return ApiError(
         409,
         "managed_by_config_file",
         f"{what} is managed by {where}: change it there (the API can't edit it)",
         extra={"config_file": str(path) if path is not None else None},
     )
+
+
+def invalid(exc: Exception) -> ApiError:
+    """422 for a value the config file's rules refuse (the message names the key)."""
+    return ApiError(422, "invalid_request", str(exc))
+
+
+def entry_error(exc: Exception) -> ApiError:
+    """The answer for a hookway.store.entries error: 404, 409 (managed), 409 (conflict)."""
+    if isinstance(exc, gate.NoSuchEntry):
+        return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, gate.Managed):
+        return managed_conflict(str(exc))
+    return ApiError(409, "conflict", str(exc))
