@@ -77,7 +77,8 @@ async def test_bulk_replay_counts_with_dry_run_then_replays_once(client: httpx.A
     forced = await client.post("/api/v1/deliveries/replay", json={**body, "force": True}, headers=h)
 
     assert dry.status_code == 200, dry.text
-    assert dry.json()["dry_run"] is True and dry.json()["replayed"] == 2
+    assert dry.json()["dry_run"] is True
+    assert dry.json()["replayed"] == 2
     assert count_after_dry == 4
     assert real.json()["replayed"] == 2
     assert {c["event_id"] for c in real.json()["created"]} == {e["a"], e["b"]}
@@ -132,6 +133,7 @@ async def test_an_event_replay_that_cannot_be_done_says_why(client: httpx.AsyncC
     assert no_route.json()["error"] == "not_replayed"
     assert "no route" in no_route.json()["detail"]
     assert no_route.json()["skipped"][0]["kind"] == "no_route"
-    assert forced.status_code == 200 and forced.json()["replayed"] == 1
+    assert forced.status_code == 200
+    assert forced.json()["replayed"] == 1
     assert unknown_destination.status_code == 404
     assert unknown_event.status_code == 404

@@ -169,9 +169,11 @@ async def test_the_detail_has_headers_payload_deliveries_and_attempts_in_few_que
         12.5,
         "http_status",
     )
-    assert len(first["response_excerpt"]) == 2000 and first["response_truncated"] is True
+    assert len(first["response_excerpt"]) == 2000
+    assert first["response_truncated"] is True
     assert ci["attempt_log"][2]["outcome"] == "success"
-    assert archive["state"] == "dead" and len(archive["attempt_log"]) == 4
+    assert archive["state"] == "dead"
+    assert len(archive["attempt_log"]) == 4
 
 
 async def test_the_detail_costs_the_same_queries_whatever_the_number_of_attempts(
@@ -209,7 +211,8 @@ async def test_a_body_that_is_not_utf8_json_comes_base64_encoded(
     one = (await client.get(f"/api/v1/events/{binary}", headers=h)).json()
     two = (await client.get(f"/api/v1/events/{form}", headers=h)).json()
 
-    assert one["body_encoding"] == "base64" and one["payload"] is None
+    assert one["body_encoding"] == "base64"
+    assert one["payload"] is None
     assert base64.b64decode(one["body_base64"]) == raw
     assert two["body_encoding"] == "base64"
     assert base64.b64decode(two["body_base64"]) == b"a=1&b=2"
