@@ -232,8 +232,9 @@ async def get_event(request: HttpRequest, event_id: str) -> dict[str, Any]:
     openapi_extra={
         "responses": {
             200: {
-                "description": "The body byte for byte",
-                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                "description": "The body byte for byte, with the sender's content type "
+                "(JSON, a form, XML, anything: so any value)",
+                "content": {"*/*": {"schema": {}}},
             }
         }
     },
