@@ -196,7 +196,8 @@ class Delivery(models.Model):
             models.Index(fields=["event", "state"], name="delivery_event_state"),
             models.Index(fields=["created_at", "id"], name="delivery_created"),
             models.Index(
-                fields=["destination", "state", "created_at"], name="delivery_dest_state_created"
+                fields=["destination", "state", "created_at", "id"],
+                name="delivery_dest_state_created",
             ),
         ]
 

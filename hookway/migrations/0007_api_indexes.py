@@ -20,7 +20,8 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="delivery",
             index=models.Index(
-                fields=["destination", "state", "created_at"], name="delivery_dest_state_created"
+                fields=["destination", "state", "created_at", "id"],
+                name="delivery_dest_state_created",
             ),
         ),
         migrations.AddIndex(
