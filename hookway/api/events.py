@@ -58,7 +58,7 @@ class AttemptOut(Schema):
     outcome: str = Field(description="in_flight, success, retry or failed.")
     status_code: int | None
     error_kind: str = Field(description="Why it failed, in one word (empty when it did not).")
-    error: str
+    error_detail: str = Field(description="What went wrong, in words (empty when nothing did).")
     response_excerpt: str = Field(description=f"The first {EXCERPT} characters of the reply.")
     response_truncated: bool
 
@@ -139,7 +139,7 @@ def attempt_out(attempt: Attempt) -> dict[str, Any]:
         "outcome": attempt.outcome,
         "status_code": attempt.status_code,
         "error_kind": attempt.error_kind,
-        "error": attempt.error,
+        "error_detail": attempt.error,
         "response_excerpt": attempt.response_body[:EXCERPT],
         "response_truncated": len(attempt.response_body) > EXCERPT,
     }
