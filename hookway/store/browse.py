@@ -188,7 +188,13 @@ def decode_cursor(cursor: str, model: type[Event] | type[Delivery]) -> tuple[dat
         when = parse_datetime(at) if isinstance(at, str) else None
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise BadCursor("not a cursor this list gave") from None
-    if kind != model.__name__[0] or when is None or not isinstance(pk, str) or len(pk) > 32:
+    if (
+        kind != model.__name__[0]
+        or when is None
+        or when.tzinfo is None  # cursor_of writes the zone; a naive time was not made here
+        or not isinstance(pk, str)
+        or len(pk) > 32
+    ):
         raise BadCursor("not a cursor this list gave")
     return when, pk
 

@@ -130,6 +130,11 @@ async def test_limit_is_capped_and_a_foreign_cursor_is_a_400(client: httpx.Async
         "/api/v1/events?cursor=WyJEIiwiMjAyNi0wMy0wMVQxMjowMDowMCswMDowMCIsIm1zZ18xIl0", headers=h
     )
 
+    naive = await client.get(
+        "/api/v1/events?cursor=WyJFIiwiMjAyNi0wMy0wMVQxMjowMDowMCIsImV2dF8xIl0", headers=h
+    )
+
+    assert naive.status_code == 400
     assert too_many.status_code == 422
     assert bad.status_code == garbage.status_code == deliveries_cursor.status_code == 400
     assert bad.json()["error"] == "bad_cursor"
