@@ -20,7 +20,16 @@ import traceback
 from bench import common
 
 # In the order they run; modules not present (yet) are skipped.
-BENCHMARKS = ("ingest", "sender_timeout", "delivery", "fanout", "http_client", "admin")
+BENCHMARKS = (
+    "ingest",
+    "sender_timeout",
+    "delivery",
+    "fanout",
+    "http_client",
+    "admin",
+    "api_lists",
+    "api_stream",
+)
 
 
 def _available(name: str) -> bool:

@@ -34,11 +34,15 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from hookway import timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
-from hookway.store import deliveries, destinations, events, records, replay
+from hookway.store import deliveries, destinations, entries, events, records, replay
 from hookway.store.db import disconnected
 from hookway.store.destinations import Change as Change
 from hookway.store.destinations import DestinationError as DestinationError
 from hookway.store.destinations import DestinationState as DestinationState
+from hookway.store.entries import Conflict as Conflict
+from hookway.store.entries import EntryError as EntryError
+from hookway.store.entries import Managed as Managed
+from hookway.store.entries import NoSuchEntry as NoSuchEntry
 from hookway.store.errors import NotStored, StoreTimeout, StoreUnavailable
 from hookway.store.replay import Created as Created
 from hookway.store.replay import ReplayResult as ReplayResult
@@ -312,6 +316,40 @@ aenable_destination = _db(destinations.enable)
 # The admin's lists at scale (hookway.store.records).
 aestimated_count = _db(records.estimated_count)
 aevent_names = _db(records.event_names)
+
+
+def _reroutes(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """``_db(func)`` for a change to sources, destinations or routes: afterwards this
+    process forgets what ingest cached of them (other processes within a second)."""
+    call = _db(func)
+
+    @wraps(func)
+    async def changed(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await call(*args, **kwargs)
+        finally:
+            clear_source_cache()
+
+    return changed
+
+
+# Sources, destinations and routes an operator changes (hookway.store.entries): each
+# raises an entries.EntryError (NoSuchEntry, Managed, Conflict) when it can't be made.
+acreate_source = _reroutes(entries.create_source)
+aupdate_source = _reroutes(entries.update_source)
+adelete_source = _reroutes(entries.delete_source)
+aset_source_enabled = _reroutes(entries.set_source_enabled)
+acreate_destination = _reroutes(entries.create_destination)
+aupdate_destination = _reroutes(entries.update_destination)
+adelete_destination = _reroutes(entries.delete_destination)
+adisable_destination = _reroutes(entries.disable_destination)
+acreate_route = _reroutes(entries.create_route)
+aupdate_route = _reroutes(entries.update_route)
+adelete_route = _reroutes(entries.delete_route)
+aset_route_enabled = _reroutes(entries.set_route_enabled)
+# What the API's destination test sends (hookway.store.deliveries.ping): an
+# OutboundDelivery the sender takes like any other.
+aping_delivery = _db(deliveries.ping)
 
 
 async def acall_receivers(

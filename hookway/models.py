@@ -150,7 +150,7 @@ class Event(models.Model):
     body_sha256 = models.CharField(max_length=64, default="", editable=False)
     # Set when this event reused another event's delivery id with a different body.
     conflict_with = models.CharField(max_length=32, blank=True, default="")
-    received_at = models.DateTimeField(db_index=True)
+    received_at = models.DateTimeField()  # indexed with id (Meta.indexes)
 
     class Meta:
         ordering = ["-received_at"]
@@ -163,8 +163,11 @@ class Event(models.Model):
         ]
         indexes = [
             models.Index(fields=["source", "delivery_id"], name="event_source_delivery"),
-            models.Index(fields=["source", "received_at"], name="event_source_received"),
-            models.Index(fields=["event_name", "received_at"], name="event_name_received"),
+            # Newest first, whole or by source or event name; the id breaks ties and
+            # makes the API's keyset pages (hookway.store.browse) an index range.
+            models.Index(fields=["received_at", "id"], name="event_received"),
+            models.Index(fields=["source", "received_at", "id"], name="event_source_received_id"),
+            models.Index(fields=["event_name", "received_at", "id"], name="event_name_received_id"),
         ]
 
     def __str__(self) -> str:
@@ -174,7 +177,10 @@ class Event(models.Model):
 class Delivery(models.Model):
     # Sent as `webhook-id`: stable across every retry of this delivery, so receivers dedupe.
     id = models.CharField(primary_key=True, max_length=32, default=ids.delivery_id, editable=False)
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    # Indexed with state (Meta.indexes), which serves every lookup by event too.
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     # Indexed with created_at (Meta.indexes), as the admin's list shows them.
     destination = models.ForeignKey(
         Destination, on_delete=models.CASCADE, related_name="deliveries", db_index=False
@@ -201,11 +207,17 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
-            # The admin's list: newest first (the primary key breaking ties), whole or
-            # filtered by state or destination.
+            # An event's deliveries in a state (the API's event list state filter).
+            models.Index(fields=["event", "state"], name="delivery_event_state"),
+            # Newest first (the id breaking ties: the API's keyset pages), whole or by
+            # state, destination, or both: the admin's and the API's delivery lists.
             models.Index(fields=["created_at", "id"], name="delivery_created"),
-            models.Index(fields=["state", "created_at"], name="delivery_state_created"),
-            models.Index(fields=["destination", "created_at"], name="delivery_destination_created"),
+            models.Index(fields=["state", "created_at", "id"], name="delivery_state_created_id"),
+            models.Index(fields=["destination", "created_at", "id"], name="delivery_dest_created"),
+            models.Index(
+                fields=["destination", "state", "created_at", "id"],
+                name="delivery_dest_state_created",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -84,6 +85,13 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 @api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error(request, 404, "not_found", str(exc) or "not found")
+
+
+@api.exception_handler(DataError)
+def _bad_value(request: HttpRequest, exc: DataError) -> HttpResponse:
+    # A value the database can't hold in a query (PostgreSQL: a NUL character in text, a
+    # number out of range): the request's fault, whatever parameter carried it.
+    return error(request, 400, "bad_request", f"a value the database can't take: {exc}")
 
 
 @api.exception_handler(Exception)

@@ -1,7 +1,392 @@
-"""/api/v1/destinations"""
+"""/api/v1/destinations: where Hookway delivers. Secrets (signing secret, bearer token,
+basic auth) are write-only: an answer says whether each is set, with its fingerprint.
+Destinations the config file manages are read-only here (409), but may be paused,
+resumed, enabled again (after a 410) and tested like any other.
+
+``POST /destinations/{name}/test`` sends a signed ``hookway.ping`` now, through the
+dispatcher's own sender (hookway.send.sender: the SSRF guard, signing, headers, the
+timeout over the whole attempt), and nothing is stored."""
 
 from __future__ import annotations
 
-from ninja import Router
+import json
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from django.db.models import Count, Q
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Router, Schema, Status
+from pydantic import Field
+
+from hookway import gate
+from hookway.api.auth import WRITE
+from hookway.api.common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ErrorOut,
+    config_file_name,
+    entry_error,
+    invalid,
+    secret_fingerprint,
+)
+from hookway.api.errors import ApiError, not_found
+from hookway.config.file import ConfigError, check_destination
+from hookway.models import DeliveryState, Destination
+from hookway.outbound import ErrorKind
+from hookway.secrets import describe_ref
+from hookway.send import sender
+from hookway.send.client import make_client
+from hookway.send.guard import Guard
 
 router = Router(tags=["destinations"])
+
+EXCERPT = 2000
+
+
+class DestinationOut(Schema):
+    name: str
+    url: str = Field(description="A password in the URL is shown as ***.")
+    timeout_seconds: float
+    max_attempts: int
+    concurrency: int
+    enabled: bool
+    disabled_reason: str
+    paused: bool
+    paused_at: datetime | None
+    paused_reason: str
+    state: str = Field(description='"active", "paused", "disabled" or "paused, disabled".')
+    pending: int = Field(description="Deliveries waiting to be sent.")
+    headers: dict[str, str] = Field(
+        description="Static header names, each with its value described (a fingerprint, "
+        "or the env:NAME it is read from), never the value."
+    )
+    forward_headers: list[str]
+    managed: bool = Field(description="Managed by the config file: read-only here.")
+    signing_secret_set: bool
+    signing_secret_fingerprint: str | None
+    bearer_token_set: bool
+    bearer_token_fingerprint: str | None
+    basic_auth_set: bool
+    basic_auth_fingerprint: str | None = Field(description="Of user:password.")
+
+
+class DestinationIn(Schema):
+    name: str = Field(max_length=64)
+    url: str = Field(max_length=2000)
+    signing_secret: str = Field("", description='Write-only: "whsec_…" or env:NAME.')
+    timeout_seconds: float = 15.0
+    max_attempts: int = 10
+    concurrency: int = 20
+    enabled: bool = True
+    headers: dict[str, str] = Field(default_factory=dict)
+    bearer_token: str = Field("", description="Write-only: a literal or env:NAME.")
+    basic_auth: str = Field("", description="Write-only: user:password, user:env:NAME or env:NAME.")
+    forward_headers: list[str] = Field(default_factory=list)
+
+
+class DestinationPatch(Schema):
+    url: str | None = Field(None, max_length=2000)
+    signing_secret: str | None = Field(None, description='Replaces it; "" removes it.')
+    timeout_seconds: float | None = None
+    max_attempts: int | None = None
+    concurrency: int | None = None
+    headers: dict[str, str] | None = Field(None, description="Replaces every static header.")
+    bearer_token: str | None = Field(None, description='Replaces it; "" removes it.')
+    basic_auth: str | None = Field(None, description='Replaces it; "" removes it.')
+    forward_headers: list[str] | None = None
+
+
+class PauseIn(Schema):
+    reason: str = Field("", max_length=500)
+
+
+class ChangeOut(Schema):
+    changed: bool = Field(description="False when it already was so.")
+    message: str
+    destination: DestinationOut
+
+
+class TestOut(Schema):
+    ok: bool
+    status: int
+    latency_ms: float
+    webhook_id: str
+    response_excerpt: str
+
+
+def _shown_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _state(row: Destination) -> str:
+    states = [s for s, on in (("paused", row.paused), ("disabled", not row.enabled)) if on]
+    return ", ".join(states) or "active"
+
+
+def destination_out(row: Destination) -> dict[str, Any]:
+    headers = row.headers if isinstance(row.headers, dict) else {}
+    return {
+        "name": row.name,
+        "url": _shown_url(row.url),
+        "timeout_seconds": row.timeout_seconds,
+        "max_attempts": row.max_attempts,
+        "concurrency": row.concurrency,
+        "enabled": row.enabled,
+        "disabled_reason": row.disabled_reason,
+        "paused": row.paused,
+        "paused_at": row.paused_at,
+        "paused_reason": row.paused_reason,
+        "state": _state(row),
+        "pending": getattr(row, "pending_count", 0),
+        "headers": {str(name): describe_ref(str(value)) for name, value in headers.items()},
+        "forward_headers": [str(p) for p in row.forward_headers]
+        if isinstance(row.forward_headers, list)
+        else [],
+        "managed": row.managed,
+        "signing_secret_set": bool(row.signing_secret),
+        "signing_secret_fingerprint": secret_fingerprint(row.signing_secret),
+        "bearer_token_set": bool(row.bearer_token),
+        "bearer_token_fingerprint": secret_fingerprint(row.bearer_token),
+        "basic_auth_set": bool(row.basic_auth),
+        "basic_auth_fingerprint": secret_fingerprint(row.basic_auth),
+    }
+
+
+def _rows() -> Any:
+    pending = Count("deliveries", filter=Q(deliveries__state=DeliveryState.PENDING))
+    return Destination.objects.annotate(pending_count=pending).order_by("name")
+
+
+async def _get(name: str) -> Destination:
+    row = await _rows().filter(name=name).afirst()
+    if row is None:
+        raise not_found("destination", repr(name))
+    assert isinstance(row, Destination)
+    return row
+
+
+def _table(row: Destination) -> dict[str, Any]:
+    """The destination as a ``[[destinations]]`` table (what check_destination reads)."""
+    return {
+        "name": row.name,
+        "url": row.url,
+        "signing_secret": row.signing_secret,
+        "timeout_seconds": row.timeout_seconds,
+        "max_attempts": row.max_attempts,
+        "concurrency": row.concurrency,
+        "enabled": row.enabled,
+        "headers": dict(row.headers) if isinstance(row.headers, dict) else {},
+        "bearer_token": row.bearer_token,
+        "basic_auth": row.basic_auth,
+        "forward_headers": list(row.forward_headers)
+        if isinstance(row.forward_headers, list)
+        else [],
+    }
+
+
+@router.get("", response={200: list[DestinationOut], **READ_ERRORS}, summary="List destinations")
+async def list_destinations(request: HttpRequest) -> list[dict[str, Any]]:
+    return [destination_out(row) async for row in _rows()]
+
+
+@router.get("/{name}", response={200: DestinationOut, 404: ErrorOut, **READ_ERRORS})
+async def get_destination(request: HttpRequest, name: str) -> dict[str, Any]:
+    return destination_out(await _get(name))
+
+
+@router.post(
+    "",
+    auth=WRITE,
+    response={201: DestinationOut, 409: ErrorOut, **WRITE_ERRORS},
+    summary="Add a destination",
+)
+async def create_destination(request: HttpRequest, body: DestinationIn) -> Status[dict[str, Any]]:
+    try:
+        config = check_destination(body.dict())
+    except ConfigError as exc:
+        raise invalid(exc) from None
+    try:
+        await gate.acreate_destination(config)
+    except gate.EntryError as exc:
+        raise entry_error(exc) from None
+    return Status(201, destination_out(await _get(config.name)))
+
+
+@router.patch(
+    "/{name}",
+    auth=WRITE,
+    response={200: DestinationOut, 409: ErrorOut, **WRITE_ERRORS},
+    summary="Change a destination (fields left out stay as they are)",
+)
+async def update_destination(
+    request: HttpRequest, name: str, body: DestinationPatch
+) -> dict[str, Any]:
+    row = await _get(name)
+    if row.managed:
+        raise entry_error(gate.Managed(f"destination '{name}'"))
+    table = _table(row)
+    changes = body.dict(exclude_unset=True)
+    table.update({key: value for key, value in changes.items() if value is not None})
+    try:
+        config = check_destination(table)
+    except ConfigError as exc:
+        raise invalid(exc) from None
+    try:
+        await gate.aupdate_destination(name, config)
+    except gate.EntryError as exc:
+        raise entry_error(exc) from None
+    return destination_out(await _get(name))
+
+
+@router.delete(
+    "/{name}",
+    auth=WRITE,
+    response={204: None, 409: ErrorOut, **WRITE_ERRORS},
+    summary="Remove a destination with its routes and deliveries",
+)
+async def delete_destination(request: HttpRequest, name: str) -> Status[None]:
+    try:
+        await gate.adelete_destination(name)
+    except gate.EntryError as exc:
+        raise entry_error(exc) from None
+    return Status(204, None)
+
+
+async def _changed(name: str, change: gate.Change) -> dict[str, Any]:
+    return {
+        "changed": change.changed,
+        "message": change.message,
+        "destination": destination_out(await _get(name)),
+    }
+
+
+STATE_ERRORS = {200: ChangeOut, 409: ErrorOut, **WRITE_ERRORS}
+
+
+@router.post(
+    "/{name}/pause",
+    auth=WRITE,
+    response=STATE_ERRORS,
+    summary="Pause: hold its deliveries (new ones too) until it is resumed",
+)
+async def pause_destination(request: HttpRequest, name: str, body: PauseIn) -> dict[str, Any]:
+    try:
+        change = await gate.apause_destination(name, body.reason)
+    except gate.DestinationError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    return await _changed(name, change)
+
+
+@router.post(
+    "/{name}/resume",
+    auth=WRITE,
+    response=STATE_ERRORS,
+    summary="Resume: send what waits, oldest first",
+)
+async def resume_destination(request: HttpRequest, name: str) -> dict[str, Any]:
+    try:
+        change = await gate.aresume_destination(name)
+    except gate.DestinationError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    return await _changed(name, change)
+
+
+@router.post(
+    "/{name}/enable",
+    auth=WRITE,
+    response=STATE_ERRORS,
+    summary="Enable it (again, after a 410 or a disable): send what waits",
+)
+async def enable_destination(request: HttpRequest, name: str) -> dict[str, Any]:
+    row = await _get(name)
+    try:
+        change = await gate.aenable_destination(name)
+    except gate.DestinationError as exc:
+        if row.managed:  # the config file disabled it: only the file turns it on
+            raise ApiError(409, "managed_by_config_file", f"{exc} ({config_file_name()})") from None
+        raise ApiError(404, "not_found", str(exc)) from None
+    return await _changed(name, change)
+
+
+@router.post(
+    "/{name}/disable",
+    auth=WRITE,
+    response=STATE_ERRORS,
+    summary="Disable it: its deliveries wait (nothing is lost) until it is enabled",
+)
+async def disable_destination(request: HttpRequest, name: str) -> dict[str, Any]:
+    try:
+        changed = await gate.adisable_destination(name)
+    except gate.EntryError as exc:
+        raise entry_error(exc) from None
+    after = await _get(name)
+    message = f"'{name}' disabled" if changed else f"'{name}' is already disabled"
+    if after.pending_count:  # type: ignore[attr-defined]
+        message += f"; {after.pending_count} pending deliveries wait until it is enabled"  # type: ignore[attr-defined]
+    return {"changed": changed, "message": message, "destination": destination_out(after)}
+
+
+@router.post(
+    "/{name}/test",
+    auth=WRITE,
+    response={
+        200: TestOut,
+        404: ErrorOut,
+        502: ErrorOut,
+        503: ErrorOut,
+        504: ErrorOut,
+        **WRITE_ERRORS,
+    },
+    summary="Send a signed hookway.ping now and say what came back",
+    description="200: a 2xx came back (status, latency). 502: another status (status, "
+    "an excerpt of the body). 503: not reachable (refused, DNS, the SSRF guard; the "
+    "reason). 504: no answer within the destination's timeout. Nothing is stored.",
+)
+async def test_destination(request: HttpRequest, name: str) -> dict[str, Any]:
+    body = json.dumps(
+        {
+            "type": "hookway.ping",
+            "timestamp": timezone.now().isoformat(),
+            "data": {"destination": name},
+        }
+    ).encode()
+    delivery = await gate.aping_delivery(name, body)
+    if delivery is None:
+        raise not_found("destination", repr(name))
+    client = make_client(max_connections=1)
+    try:
+        result = await sender.send(client, Guard.from_settings(), delivery)
+    finally:
+        await client.aclose()
+    latency = round(result.duration_ms, 1)
+    excerpt = result.response_body[:EXCERPT]
+    if result.outcome == "success":
+        assert result.status_code is not None
+        return {
+            "ok": True,
+            "status": result.status_code,
+            "latency_ms": latency,
+            "webhook_id": delivery.delivery_id,
+            "response_excerpt": excerpt,
+        }
+    facts = {"kind": result.error_kind.value, "latency_ms": latency}
+    if result.status_code is not None:
+        raise ApiError(
+            502,
+            "destination_error",
+            f"'{name}' answered HTTP {result.status_code}",
+            extra={"status": result.status_code, "response_excerpt": excerpt, **facts},
+        )
+    if result.error_kind == ErrorKind.TIMEOUT:
+        raise ApiError(504, "destination_timeout", result.error, extra=facts)
+    raise ApiError(503, "destination_unreachable", result.error, extra=facts)

@@ -274,9 +274,9 @@ def _forward_headers(t: _Table) -> tuple[str, ...]:
     return patterns
 
 
-def _source(index: int, raw: Any, env: Mapping[str, str]) -> SourceConfig:
+def _source(where: str, raw: Any, env: Mapping[str, str]) -> SourceConfig:
     t = _Table(
-        f"sources[{index}]",
+        where,
         raw,
         {"slug", "verify", "secret", "require_event_name", "max_body_bytes", "enabled"},
     )
@@ -310,9 +310,9 @@ def _source(index: int, raw: Any, env: Mapping[str, str]) -> SourceConfig:
     )
 
 
-def _destination(index: int, raw: Any, env: Mapping[str, str]) -> DestinationConfig:
+def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationConfig:
     t = _Table(
-        f"destinations[{index}]",
+        where,
         raw,
         {
             "name",
@@ -387,6 +387,22 @@ def _route(index: int, raw: Any) -> RouteConfig:
     )
 
 
+def check_source(
+    raw: Mapping[str, Any], *, where: str = "source", env: Mapping[str, str] | None = None
+) -> SourceConfig:
+    """Validate one source given as a ``[[sources]]`` table would be (the operator API
+    builds one from its request); return it or raise ConfigError naming the key."""
+    return _source(where, dict(raw), os.environ if env is None else env)
+
+
+def check_destination(
+    raw: Mapping[str, Any], *, where: str = "destination", env: Mapping[str, str] | None = None
+) -> DestinationConfig:
+    """Validate one destination given as a ``[[destinations]]`` table would be; return it
+    or raise ConfigError naming the key."""
+    return _destination(where, dict(raw), os.environ if env is None else env)
+
+
 def parse(
     text: str, *, name: str = "hookway.toml", env: Mapping[str, str] | None = None
 ) -> HookwayConfig:
@@ -406,9 +422,12 @@ def parse(
         if not isinstance(data.get(key, []), list):
             raise ConfigError(f"{name}: {key} must be an array of tables ([[{key}]])")
     try:
-        sources = tuple(_source(i, raw, env) for i, raw in enumerate(data.get("sources", [])))
+        sources = tuple(
+            _source(f"sources[{i}]", raw, env) for i, raw in enumerate(data.get("sources", []))
+        )
         destinations = tuple(
-            _destination(i, raw, env) for i, raw in enumerate(data.get("destinations", []))
+            _destination(f"destinations[{i}]", raw, env)
+            for i, raw in enumerate(data.get("destinations", []))
         )
         routes = tuple(_route(i, raw) for i, raw in enumerate(data.get("routes", [])))
     except ConfigError as exc:

@@ -25,7 +25,7 @@ from typing import Literal, NamedTuple
 from django.db import connection, transaction
 from django.db.models import F, Min, Q
 
-from hookway import headers
+from hookway import headers, ids
 from hookway.models import Attempt, AttemptOutcome, Delivery, Destination, Event, Worker
 from hookway.outbound import DeliveryState, ErrorKind, OutboundDelivery, Settlement
 from hookway.secrets import resolve_secret
@@ -238,6 +238,55 @@ def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> Outbound
         forwarded_headers=extra.forwarded_headers,
         problem=extra.problem,
     )
+
+
+PING_EVENT = "hookway.ping"
+
+
+def ping(name: str, body: bytes) -> OutboundDelivery | None:
+    """A ``hookway.ping`` to the destination named ``name``, as the dispatcher would send
+    an event (its URL, signing secret, headers, auth and timeout, resolved now), with
+    ``body`` as JSON, a new webhook-id and nothing stored; None if there is no such
+    destination. For the operator's "test this destination": the attempt is not recorded."""
+    row = (
+        Destination.objects.filter(name=name)
+        .values_list(
+            "pk",
+            "name",
+            "url",
+            "signing_secret",
+            "timeout_seconds",
+            "max_attempts",
+            "headers",
+            "bearer_token",
+            "basic_auth",
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    pk, name, url, signing_secret, timeout, max_attempts, static, bearer, basic = row
+    details = _Details(
+        pk=ids.delivery_id(),
+        attempts=1,
+        event_id=ids.event_id(),
+        event_name=PING_EVENT,
+        source_slug="hookway",
+        destination_id=pk,
+        destination_name=name,
+        url=url,
+        signing_secret=signing_secret,
+        timeout=timeout,
+        max_attempts=max_attempts,
+        body=body,
+        content_type="application/json",
+        next_attempt_at=db_now(),
+        headers=static,
+        bearer_token=bearer,
+        basic_auth=basic,
+        forward_headers=[],  # a ping has no sender's headers to forward
+    )
+    return _outbound(details, None)
 
 
 def renew_leases(

@@ -121,9 +121,10 @@ class _Dest(NamedTuple):
 class _Plan:
     """What one call creates, built up target by target inside its transaction."""
 
-    def __init__(self, now: datetime, force: bool) -> None:
+    def __init__(self, now: datetime, force: bool, dry_run: bool = False) -> None:
         self.now = now
         self.force = force
+        self.dry_run = dry_run
         self.rows: list[Delivery] = []
         self.created: list[Created] = []
         self.skipped: list[Skipped] = []
@@ -167,7 +168,7 @@ class _Plan:
         self.created.append(Created(row.pk, event_id, dest.name, replay_of, dest.waits))
 
     def commit(self) -> ReplayResult:
-        if self.rows:
+        if self.rows and not self.dry_run:
             Delivery.objects.bulk_create(self.rows)
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
@@ -339,17 +340,20 @@ def _latest_deliveries(event_ids: Sequence[str]) -> dict[tuple[str, int], str]:
     return latest
 
 
-def replay_deliveries(delivery_ids: Iterable[str], *, force: bool = False) -> ReplayResult:
+def replay_deliveries(
+    delivery_ids: Iterable[str], *, force: bool = False, dry_run: bool = False
+) -> ReplayResult:
     """Create a new delivery for each given delivery (same event, same destination),
     pointing back at it.
 
     Skipped, each with its reason, unless ``force``: a delivery replayed already, one
     still pending, and one whose event has another delivery to that destination still
     pending. Routes are not consulted: the delivery names its destination. Returns a
-    ReplayResult."""
+    ReplayResult. With ``dry_run``, creates nothing and returns what it would have
+    created (ids included, though no such rows exist)."""
     ids = _unique(delivery_ids)
     with transaction.atomic():
-        plan = _Plan(db_now(), force)
+        plan = _Plan(db_now(), force, dry_run)
         for chunk in _chunks(ids):
             rows = {
                 pk: (event_id, destination_id, state)
