@@ -34,7 +34,7 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from hookway import timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
-from hookway.store import deliveries, destinations, events, replay
+from hookway.store import changes, deliveries, destinations, events, replay
 from hookway.store.db import disconnected
 from hookway.store.destinations import Change as Change
 from hookway.store.destinations import DestinationError as DestinationError
@@ -340,6 +340,11 @@ async def async_sync_config_if_changed(
 def run_sync(func: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run async Hookway code from sync code (management commands)."""
     return async_to_sync(func)(*args, **kwargs)
+
+
+# The operator API's event stream (hookway.api.feed): one call per poll for the process.
+astream_start = _db(changes.start)
+achanges_since = _db(changes.changes_since)
 
 
 # --- The operator API's long or cut-off requests (hookway.api.stats, hookway.api.stream).
