@@ -20,7 +20,7 @@ import traceback
 from bench import common
 
 # In the order they run; modules not present (yet) are skipped.
-BENCHMARKS = ("ingest", "sender_timeout", "delivery", "fanout", "http_client")
+BENCHMARKS = ("ingest", "sender_timeout", "delivery", "fanout", "http_client", "api_stream")
 
 
 def _available(name: str) -> bool:
