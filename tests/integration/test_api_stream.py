@@ -113,7 +113,8 @@ async def test_filters_decide_who_gets_what(feed: Feed, source: Callable[..., An
 
     assert (await next_message(only_a)).source == "a"
     assert (await next_message(merges)).event_id == merge
-    assert only_a.queue.empty() and merges.queue.empty()
+    assert only_a.queue.empty()
+    assert merges.queue.empty()
     assert got == sorted(got)  # in id order
 
 
@@ -164,7 +165,8 @@ async def test_a_slow_client_is_dropped_with_a_last_message(
         await next_message(fast)  # the others go on
 
     assert slow.dropped
-    assert slow.queue.qsize() == 1 and slow.queue.get_nowait() is OVERFLOW
+    assert slow.queue.qsize() == 1
+    assert slow.queue.get_nowait() is OVERFLOW
     assert feed.count() == 1
 
 
