@@ -20,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -186,16 +187,24 @@ def _outcome_message(row: AttemptRow, cursor: Cursor) -> Message:
     )
 
 
-def advance(cursor: Cursor, changes: Changes) -> tuple[list[Message], Cursor]:
+def _everyone(source: str) -> bool:
+    return True
+
+
+def advance(
+    cursor: Cursor, changes: Changes, wanted: Callable[[str], bool] = _everyone
+) -> tuple[list[Message], Cursor]:
     """The messages ``changes`` make for a reader at ``cursor`` (events first, then
     outcomes, each in id order), each carrying the cursor just after it, and the cursor
-    after them all."""
+    after them all. Changes of a source nobody ``wanted`` move the cursor and make no
+    message: a crowd of subscribers to a quiet source costs nothing per busy event."""
     out: list[Message] = []
     for event in changes.events:
         if cursor.has_event(event.id):
             continue
         cursor = Cursor(event.id, cursor.attempt, cursor.pending)
-        out.append(_event_message(event, cursor))
+        if wanted(event.source):
+            out.append(_event_message(event, cursor))
     for row in changes.attempts:
         finished = row.outcome != AttemptOutcome.IN_FLIGHT
         if row.pk > cursor.attempt:
@@ -205,6 +214,6 @@ def advance(cursor: Cursor, changes: Changes) -> tuple[list[Message], Cursor]:
             cursor = Cursor(cursor.event, cursor.attempt, cursor.pending - {row.pk})
         else:
             continue
-        if finished:
+        if finished and wanted(row.source):
             out.append(_outcome_message(row, cursor))
     return out, cursor

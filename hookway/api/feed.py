@@ -185,10 +185,15 @@ class Feed:
         except DatabaseError as exc:
             logger.warning("the event stream could not read the database: %s", exc)
             return False
-        messages, self.cursor = advance(self.cursor, changes)
+        messages, self.cursor = advance(self.cursor, changes, self._wanted_source)
         for message in messages:
             self.publish(message)
         return len(changes.events) >= PAGE or len(changes.attempts) >= PAGE
+
+    def _wanted_source(self, source: str) -> bool:
+        """Whether any subscriber could want a change of ``source`` (subscribers are
+        grouped by their source filter; None holds those without one)."""
+        return None in self.subscribers or source in self.subscribers
 
     def publish(self, message: Message) -> None:
         """Queue ``message`` for every subscriber whose filters match it."""

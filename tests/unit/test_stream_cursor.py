@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hookway.api.cursor import BadCursor, Cursor, advance
-from hookway.store.changes import AttemptRow, Changes
+from hookway.store.changes import AttemptRow, Changes, NewEvent
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -29,6 +29,22 @@ def test_an_attempt_finishing_after_a_later_one_is_sent_once_when_it_finishes() 
     assert [m.attempt_pk for m in second] == [1]
     assert cursor == Cursor("", 2)
     assert again == []
+
+
+def event(pk: str, source: str) -> NewEvent:
+    return NewEvent(pk, source, "push", NOW, None, 1, 0, 0, 0)
+
+
+def test_changes_nobody_wants_move_the_cursor_and_make_no_message() -> None:
+    changes = Changes(
+        [event("evt_1", "busy"), event("evt_2", "quiet")],
+        [attempt(1, "success"), attempt(2, "in_flight")],
+    )
+
+    messages, cursor = advance(Cursor("", 0), changes, lambda source: source == "quiet")
+
+    assert [(m.kind, m.event_id) for m in messages] == [("event", "evt_2")]
+    assert cursor == Cursor("evt_2", 2, frozenset({2}))
 
 
 def test_merge_keeps_only_what_neither_side_has_given() -> None:
