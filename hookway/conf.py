@@ -218,6 +218,12 @@ class HookwaySettings:
     trust_x_forwarded_proto: bool = False
     forwarded_allow_ips: list[str] = field(default_factory=lambda: list(FORWARDED_ALLOW_IPS))
     secure_cookies: bool = False
+    # The operator API's /stats and /stream (docs/configuration.md, "Operator API").
+    stats_timeout: float = 2.0
+    stream_poll_interval: float = 1.0
+    stream_heartbeat: float = 15.0
+    stream_queue: int = 1000
+    stream_backfill: int = 1000
 
 
 def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
@@ -281,6 +287,11 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
         # take a typo ("10.0.0.1/24", a host name) as a name no address matches, silently.
         forwarded_allow_ips=envaddresses(env, "FORWARDED_ALLOW_IPS", ",".join(FORWARDED_ALLOW_IPS)),
         secure_cookies=envbool(env, "HOOKWAY_SECURE_COOKIES", False),
+        stats_timeout=envfloat(env, "HOOKWAY_STATS_TIMEOUT", 2.0, minimum=0.01),
+        stream_poll_interval=envfloat(env, "HOOKWAY_STREAM_POLL_INTERVAL", 1.0, minimum=0.05),
+        stream_heartbeat=envfloat(env, "HOOKWAY_STREAM_HEARTBEAT", 15.0, minimum=0.05),
+        stream_queue=envint(env, "HOOKWAY_STREAM_QUEUE", 1000, minimum=1),
+        stream_backfill=envint(env, "HOOKWAY_STREAM_BACKFILL", 1000, minimum=1),
         # "{pid}" in the name gives each worker process its own file.
         loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")

@@ -27,14 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import wraps
 from typing import Literal, NamedTuple, ParamSpec, TypeVar
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import SyncToAsync, async_to_sync, sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, connections
 
 from hookway import timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
-from hookway.store import deliveries, destinations, entries, events, records, replay
+from hookway.store import changes, deliveries, destinations, entries, events, records, replay
 from hookway.store.db import disconnected
 from hookway.store.destinations import Change as Change
 from hookway.store.destinations import DestinationError as DestinationError
@@ -382,3 +382,58 @@ async def async_sync_config_if_changed(
 def run_sync(func: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run async Hookway code from sync code (management commands)."""
     return async_to_sync(func)(*args, **kwargs)
+
+
+# The operator API's event stream (hookway.api.feed): one call per poll for the process.
+astream_start = _db(changes.start)
+achanges_since = _db(changes.changes_since)
+
+
+# --- The operator API's long or cut-off requests (hookway.api.stats, hookway.api.stream).
+
+
+def _query_handle() -> object:
+    connection.ensure_connection()
+    return connection.connection
+
+
+async def aquery_handle() -> object:
+    """The database connection of the thread this request's ORM queries run on (its
+    driver-level handle), for ainterrupt_queries."""
+    return await sync_to_async(_query_handle, thread_sensitive=True)()
+
+
+def _interrupt(handle: object) -> None:
+    cancel = getattr(handle, "cancel", None)  # psycopg: a cancel request to the server
+    if cancel is None:
+        cancel = getattr(handle, "interrupt", None)  # sqlite3: abort the running statement
+    if cancel is not None:
+        with contextlib.suppress(Exception):  # closed meanwhile: nothing runs on it
+            cancel()
+
+
+async def ainterrupt_queries(handle: object) -> None:
+    """Abort the query running on ``handle``, if any. A cancelled ``sync_to_async`` does
+    not stop its thread: asgiref waits for the function to return, so without this a
+    query cut off by a timeout would hold its request (and its thread) to the end.
+    The aborted query raises in its thread, where nobody waits for it any more."""
+    # psycopg's cancel() is a round trip to the server: not on the event loop.
+    await sync_to_async(_interrupt, thread_sensitive=False)(handle)
+
+
+def _close_thread_connections() -> None:
+    connections.close_all()
+
+
+async def arelease_request_thread() -> None:
+    """Give back what a long-lived response (the event stream) holds once its request's
+    database work is done: close the request thread's connections (a PostgreSQL pool
+    slot each) and shut down the request's thread, so an idle subscriber holds neither.
+    Should the request make a thread-sensitive call later, asgiref starts a new thread
+    for it (Django does, to close the response)."""
+    await sync_to_async(_close_thread_connections, thread_sensitive=True)()
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is not None:
+        executor = SyncToAsync.context_to_thread_executor.pop(context, None)
+        if executor is not None:
+            executor.shutdown(wait=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -23,6 +24,13 @@ RESTART_FIRST = 1.0
 RESTART_MAX = 30.0
 
 _monitor: MonitorTask | None = None
+# Stops of background tasks started on demand (the API's stream watcher), run at shutdown.
+_on_shutdown: dict[Callable[[], Awaitable[None]], None] = {}
+
+
+def on_shutdown(stop: Callable[[], Awaitable[None]]) -> None:
+    """Have the process's shutdown await ``stop()`` (once, however often registered)."""
+    _on_shutdown[stop] = None
 
 
 def start_loop_monitor() -> None:
@@ -160,4 +168,11 @@ async def shutdown() -> None:
     if _embedded is not None:
         embedded, _embedded = _embedded, None
         await embedded.stop()
+    while _on_shutdown:
+        stop = next(iter(_on_shutdown))
+        del _on_shutdown[stop]
+        try:
+            await stop()
+        except Exception:  # one failing stop must not keep the others from running
+            logger.exception("stopping %r failed", stop)
     await stop_loop_monitor()
