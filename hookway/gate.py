@@ -28,10 +28,9 @@ from functools import wraps
 from typing import Literal, NamedTuple, ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, connections
 
-from hookway import timing
+from hookway import conf, timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
 from hookway.store import deliveries, destinations, events, replay
@@ -90,7 +89,7 @@ def _db(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
 def default_deadline() -> float:
     """A request's deadline when the caller has none: HOOKWAY_DB_TIMEOUT from now."""
-    return time.monotonic() + settings.HOOKWAY.db_timeout
+    return time.monotonic() + conf.get().db_timeout
 
 
 _state_lock = threading.Lock()

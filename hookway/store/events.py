@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
-from django.conf import settings
 from django.db import (
     DatabaseError,
     DataError,
@@ -35,7 +34,7 @@ from django.db import (
     transaction,
 )
 
-from hookway import ids
+from hookway import conf, ids
 from hookway.models import Delivery, DeliveryState, Event, Route, Source
 from hookway.outbound import NOTIFY_CHANNEL
 from hookway.store.db import AdaptedDatetime, db_now, disconnected
@@ -458,7 +457,7 @@ def _busy_handler_off() -> Iterator[None]:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {int(settings.HOOKWAY.db_timeout * 1000)}")
+            cursor.execute(f"PRAGMA busy_timeout = {int(conf.get().db_timeout * 1000)}")
 
 
 def _lock_for_writes() -> None:
@@ -541,7 +540,7 @@ def _write_alone(incoming: IncomingEvent) -> Outcome:
 def store_events(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
     """Store events now, with HOOKWAY_DB_TIMEOUT to do it (for code with no sender
     waiting: commands, benchmarks, tests); raise the first NotStored."""
-    deadline = time.monotonic() + settings.HOOKWAY.db_timeout
+    deadline = time.monotonic() + conf.get().db_timeout
     out: list[StoredEvent] = []
     for outcome in store_claims([_Plain(incoming, deadline) for incoming in batch]):
         if isinstance(outcome, NotStored):
