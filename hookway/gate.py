@@ -30,7 +30,7 @@ from typing import Literal, NamedTuple, ParamSpec, TypeVar
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import InterfaceError, OperationalError, connection, connections
 
-from hookway import conf, timing
+from hookway import conf, outbox, timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
 from hookway.store import deliveries, destinations, events, replay
@@ -307,6 +307,10 @@ adestination_states = _db(destinations.states)
 apause_destination = _db(destinations.pause)
 aresume_destination = _db(destinations.resume)
 aenable_destination = _db(destinations.enable)
+
+# hookway.apublish: the sync publish on the thread Django gives the caller's sync code.
+# Not _guarded: it may run inside a request, whose connection Django recycles itself.
+apublish = sync_to_async(outbox.publish, thread_sensitive=True)
 
 
 async def acall_receivers(

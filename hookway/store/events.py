@@ -56,6 +56,7 @@ __all__ = [
     "store_claims",
     "store_event",
     "store_events",
+    "store_in_transaction",
 ]
 
 logger = logging.getLogger("hookway.ingest")
@@ -552,3 +553,13 @@ def store_events(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
 def store_event(incoming: IncomingEvent) -> StoredEvent:
     """Store one event (see store_events)."""
     return store_events([incoming])[0]
+
+
+def store_in_transaction(incoming: IncomingEvent) -> StoredEvent:
+    """Store one event and its deliveries inside the caller's transaction (a savepoint
+    in it; a transaction of its own outside one): hookway.publish's outbox write, which
+    commits or rolls back with whatever else the caller writes. Raises the database's
+    error (IntegrityError if the source was deleted meanwhile) rather than answering
+    for a caller whose transaction it can't see the end of."""
+    with transaction.atomic():
+        return _write([incoming])[0]

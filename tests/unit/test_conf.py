@@ -238,7 +238,7 @@ def test_a_bad_app_setting_names_its_key(overrides, named):
 
 
 def test_a_bad_environment_variable_is_still_named_in_a_host_project():
-    with pytest.raises(ImproperlyConfigured, match="^HOOKWAY_POLL_INTERVAL="):
+    with pytest.raises(ImproperlyConfigured, match=r"^HOOKWAY_POLL_INTERVAL="):
         conf.load_app({"DB_TIMEOUT": 1}, {"HOOKWAY_POLL_INTERVAL": "often"})
 
 
