@@ -22,7 +22,7 @@ def _use_the_checkouts_environment() -> None:
 
 def main() -> None:
     _use_the_checkouts_environment()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hookway.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hookway.standalone.settings")
     try:
         from django.core.management import execute_from_command_line
     except ImportError:

@@ -81,7 +81,7 @@ def _prepare(url: str, events: int, out: Path) -> None:
     import django
 
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hookway.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hookway.standalone.settings")
     django.setup()
     from django.contrib.auth.models import User
     from django.core.management import call_command
@@ -381,7 +381,7 @@ def _measure(base: str, pages: list[tuple[str, str]], rounds: int) -> dict[str, 
 def _server(url: str, work: Path) -> Iterator[str]:
     port = common.free_port()
     env = {
-        "DJANGO_SETTINGS_MODULE": "hookway.settings",
+        "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
         "DATABASE_URL": url,
         "HOOKWAY_EMBEDDED_DISPATCHER": "false",
         "HOOKWAY_LOG_LEVEL": "WARNING",
@@ -413,7 +413,7 @@ def _run_step(url: str, events: int, work: Path) -> dict[str, Any]:
     out = work / "info.json"
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "hookway.settings",
+        "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
         "HOOKWAY_DEMO": os.environ.get("HOOKWAY_DEMO", "true"),
     }
     env.pop("HOOKWAY_CONFIG", None)

@@ -102,7 +102,7 @@ def run(quick: bool) -> common.Result:
     config = work / "hookway.toml"
     config.write_text(CONFIG)
     env = {
-        "DJANGO_SETTINGS_MODULE": "hookway.settings",
+        "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
         "DATABASE_URL": f"sqlite:///{work / 'hookway.sqlite3'}",
         "HOOKWAY_CONFIG": str(config),
         "HOOKWAY_EMBEDDED_DISPATCHER": "false",

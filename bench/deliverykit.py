@@ -254,7 +254,7 @@ def write_config(path: Path, destinations: Sequence[Dest], source: str = "bench"
 def hookway_env(db: Path, config: Path, **extra: str) -> dict[str, str]:
     """Environment for a Hookway process on this SQLite file and config."""
     return {
-        "DJANGO_SETTINGS_MODULE": "hookway.settings",
+        "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
         "DATABASE_URL": f"sqlite:///{db}",
         "HOOKWAY_CONFIG": str(config),
         "HOOKWAY_ALLOW_PRIVATE_DESTINATIONS": "true",

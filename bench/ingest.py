@@ -160,7 +160,7 @@ def build_contenders(work: Path, gunicorn_worker: tuple[str, int]) -> list[Conte
     config.write_text(HOOKWAY_CONFIG)
     hookway_db = work / "hookway.sqlite3"
     hookway_env = {
-        "DJANGO_SETTINGS_MODULE": "hookway.settings",
+        "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
         "DATABASE_URL": f"sqlite:///{hookway_db}",
         "HOOKWAY_CONFIG": str(config),
         "HOOKWAY_EMBEDDED_DISPATCHER": "false",

@@ -190,7 +190,7 @@ def run_hookway(
     db = work / "hookway.sqlite3"
     lag_file = work / "hookway-lag.json"
     env = {
-        "DJANGO_SETTINGS_MODULE": "hookway.settings",
+        "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
         "DATABASE_URL": f"sqlite:///{db}",
         "HOOKWAY_CONFIG": str(config),
         "HOOKWAY_EMBEDDED_DISPATCHER": "true",

@@ -53,7 +53,7 @@ def hookway_texts(env: dict[str, str]) -> HookwayTexts:
     """Import the error texts from Hookway itself (which needs Django set up, with the
     drill's environment so its settings validate)."""
     os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "hookway.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "hookway.standalone.settings"
     import django
 
     django.setup()

@@ -12,8 +12,12 @@ class HookwayConfig(AppConfig):
         from django.db.backends.signals import connection_created
         from django.db.models.signals import post_delete, post_save
 
-        from hookway import checks, gate, timing  # noqa: F401 (importing checks registers them)
+        from hookway import checks, conf, gate, timing  # noqa: F401 (importing checks registers them)
         from hookway.models import Destination, Route, Source
+
+        # A bad HOOKWAY setting or HOOKWAY_* variable stops every command and server
+        # now, naming it, rather than at the first webhook.
+        conf.get()
 
         def forget(**kwargs: object) -> None:
             gate.clear_source_cache()

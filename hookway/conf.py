@@ -1,8 +1,16 @@
-"""Hookway's settings, read once from the environment (12-factor).
+"""Hookway's settings: one typed object (``HookwaySettings``), read from the environment
+(12-factor) and, in a host Django project, from ``settings.HOOKWAY`` overrides.
 
 Every value is validated when the process starts: a bad value raises
-``ImproperlyConfigured`` naming the variable and what it expected, so a typo in a
-deployment fails loudly at boot instead of silently at the first webhook.
+``ImproperlyConfigured`` naming the variable (or the ``HOOKWAY`` key) and what it
+expected, so a typo in a deployment fails loudly at boot instead of silently at the
+first webhook.
+
+Two users: the standalone server's settings (hookway.standalone.settings) call ``load()``
+and put the result in ``settings.HOOKWAY``; a host project sets ``HOOKWAY`` to a dict
+(``{"CONFIG": "hookway.toml", "EMBEDDED_DISPATCHER": False}``), which ``get()`` merges
+over the environment with ``load_app()``. Hookway's code reads its settings only
+through ``get()``.
 """
 
 from __future__ import annotations
@@ -19,7 +27,16 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+
+def _base_dir() -> Path:
+    # A checkout (manage.py beside the package) keeps its var/ in the checkout; an
+    # installed package must not write into site-packages, so var/ is then the
+    # working directory's.
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "manage.py").is_file() else Path.cwd()
+
+
+BASE_DIR = _base_dir()
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -226,9 +243,19 @@ class HookwaySettings:
     stream_backfill: int = 1000
 
 
-def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
-    """Read and validate every Hookway setting; raise ImproperlyConfigured on a bad one."""
+def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> HookwaySettings:
+    """Read and validate every Hookway setting; raise ImproperlyConfigured on a bad one.
+
+    ``standalone`` (the server's own settings): also the Django-level variables the
+    server owns (DATABASE_URL, SECRET_KEY, DEBUG, ALLOWED_HOSTS, the proxy ones). A host
+    project owns those itself, so ``load_app`` reads only HOOKWAY_* variables."""
     env = os.environ if env is None else env
+    if not standalone:
+        env = {
+            name: value
+            for name, value in env.items()
+            if name.startswith("HOOKWAY_") and name not in _SERVER_ONLY
+        }
 
     database_url = envstr(env, "DATABASE_URL", "").strip() or default_sqlite_url()
     scheme = urlsplit(database_url).scheme
@@ -298,7 +325,7 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
         else None,
     )
     # Checked last, so a typo elsewhere is reported before the missing key.
-    if not settings.secret_key.strip():
+    if standalone and not settings.secret_key.strip():
         if not (debug or demo):
             raise ImproperlyConfigured(
                 "SECRET_KEY: must be set (a long random string), e.g. from "
@@ -307,3 +334,103 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
             )
         settings = replace(settings, secret_key=DEVELOPMENT_SECRET_KEY)
     return settings
+
+
+# Read only by the standalone server: in a host project they are the project's business.
+_SERVER_ONLY = frozenset(
+    {"HOOKWAY_DEMO", "HOOKWAY_TRUST_X_FORWARDED_PROTO", "HOOKWAY_SECURE_COOKIES"}
+)
+
+# The keys a host project's settings.HOOKWAY dict may hold: each overrides HOOKWAY_<KEY>.
+APP_KEYS = (
+    "CONFIG",
+    "EMBEDDED_DISPATCHER",
+    "ALLOW_PRIVATE_DESTINATIONS",
+    "PRIVATE_DESTINATION_ALLOWLIST",
+    "RETRY_SCHEDULE",
+    "DB_TIMEOUT",
+    "RETRY_AFTER",
+    "DISPATCHER_CONCURRENCY",
+    "LEASE_SECONDS",
+    "POLL_INTERVAL",
+    "SHUTDOWN_GRACE",
+    "LOG_LEVEL",
+    "HTTP_TRANSPORT",
+    "MAX_HEADERS",
+    "MAX_HEADER_BYTES",
+    "LOOP_LAG_FILE",
+    "STATS_TIMEOUT",
+    "STREAM_POLL_INTERVAL",
+    "STREAM_HEARTBEAT",
+    "STREAM_QUEUE",
+    "STREAM_BACKFILL",
+)
+
+
+def _as_text(key: str, value: object) -> str:
+    """A settings.HOOKWAY value as the environment would spell it, so both are parsed
+    (and refused) by the same code."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float | Path):
+        return str(value)
+    if isinstance(value, list | tuple) and all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
+    ):
+        return ",".join(str(v) for v in value)
+    raise ImproperlyConfigured(
+        f"settings.HOOKWAY[{key!r}]={value!r}: expected a string, number, boolean, path "
+        "or list of them"
+    )
+
+
+def load_app(overrides: object, env: Mapping[str, str] | None = None) -> HookwaySettings:
+    """Hookway's settings in a host project: ``overrides`` (its ``settings.HOOKWAY``
+    dict, keys as in APP_KEYS) over the HOOKWAY_* environment variables over the
+    defaults. Raises ImproperlyConfigured naming the key or variable on a bad value."""
+    if not isinstance(overrides, Mapping):
+        raise ImproperlyConfigured(
+            f"settings.HOOKWAY: expected a dict of Hookway settings, e.g. "
+            f'{{"CONFIG": "hookway.toml"}}, not {type(overrides).__name__}'
+        )
+    env = dict(os.environ if env is None else env)
+    for key, value in overrides.items():
+        if key not in APP_KEYS:
+            raise ImproperlyConfigured(
+                f"settings.HOOKWAY[{key!r}]: not a Hookway setting; expected one of "
+                + ", ".join(APP_KEYS)
+            )
+        env[f"HOOKWAY_{key}"] = _as_text(key, value)
+    try:
+        return load(env, standalone=False)
+    except ImproperlyConfigured as exc:
+        message = str(exc)
+        for key in overrides:
+            variable = f"HOOKWAY_{key}"
+            if message.startswith((f"{variable}=", f"{variable}:")):
+                message = f"settings.HOOKWAY[{key!r}]" + message.removeprefix(variable)
+                break
+        raise ImproperlyConfigured(message) from None
+
+
+_resolved: tuple[object, HookwaySettings] | None = None
+
+
+def get() -> HookwaySettings:
+    """This process's Hookway settings: ``settings.HOOKWAY`` itself when it is a
+    HookwaySettings (the standalone server), else its dict of overrides (or none)
+    resolved by ``load_app`` once per value it is set to."""
+    global _resolved
+    from django.conf import settings
+
+    raw = getattr(settings, "HOOKWAY", None)
+    if isinstance(raw, HookwaySettings):
+        return raw
+    resolved = _resolved
+    if resolved is not None and resolved[0] is raw:
+        return resolved[1]
+    value = load_app({} if raw is None else raw)
+    _resolved = (raw, value)
+    return value

@@ -28,10 +28,9 @@ from functools import wraps
 from typing import Literal, NamedTuple, ParamSpec, TypeVar
 
 from asgiref.sync import SyncToAsync, async_to_sync, sync_to_async
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, connections
 
-from hookway import timing
+from hookway import conf, outbox, timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
 from hookway.store import changes, deliveries, destinations, entries, events, records, replay
@@ -94,7 +93,7 @@ def _db(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
 def default_deadline() -> float:
     """A request's deadline when the caller has none: HOOKWAY_DB_TIMEOUT from now."""
-    return time.monotonic() + settings.HOOKWAY.db_timeout
+    return time.monotonic() + conf.get().db_timeout
 
 
 _state_lock = threading.Lock()
@@ -350,6 +349,10 @@ aset_route_enabled = _reroutes(entries.set_route_enabled)
 # What the API's destination test sends (hookway.store.deliveries.ping): an
 # OutboundDelivery the sender takes like any other.
 aping_delivery = _db(deliveries.ping)
+
+# hookway.apublish: the sync publish on the thread Django gives the caller's sync code.
+# Not _guarded: it may run inside a request, whose connection Django recycles itself.
+apublish = sync_to_async(outbox.publish, thread_sensitive=True)
 
 
 async def acall_receivers(

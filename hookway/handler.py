@@ -34,7 +34,7 @@ from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 
-from hookway import gate, timing
+from hookway import conf, gate, timing
 from hookway.ingest.views import (
     BODY_TOO_LARGE,
     DEADLINE_KEY,
@@ -45,7 +45,20 @@ from hookway.ingest.views import (
 from hookway.static import StaticFiles
 from hookway.store.errors import StoreUnavailable
 
-HOOK_PATH = re.compile(r"^/hooks/(.+?)/?\Z", re.DOTALL)
+# Where the standalone server receives webhooks; a host project may include the app's
+# URLconf elsewhere and tell hookway.asgi.wrap(prefix=...).
+HOOKS_PREFIX = "/hooks/"
+# The ingest chain when the settings name none (HOOKWAY_INGEST_MIDDLEWARE): async-only.
+DEFAULT_INGEST_MIDDLEWARE = [
+    "hookway.middleware.RequestTimingMiddleware",
+    "hookway.middleware.AllowedHostsMiddleware",
+]
+
+
+def hook_path(prefix: str) -> re.Pattern[str]:
+    """The pattern of an ingest path under ``prefix``; group 1 is the slug."""
+    return re.compile(rf"^{re.escape(prefix)}(.+?)/?\Z", re.DOTALL)
+
 
 Scope = dict[str, Any]
 Message = Mapping[str, Any]
@@ -77,7 +90,7 @@ def _content_length(scope: Scope) -> int | None:
 def header_problem(scope: Scope) -> str | None:
     """Why this request's headers are refused (too many, too large), or None."""
     headers: Sequence[tuple[bytes, bytes]] = scope.get("headers", [])
-    limits = settings.HOOKWAY
+    limits = conf.get()
     if len(headers) > limits.max_headers:
         return f"{len(headers)} headers; at most {limits.max_headers} are accepted"
     size = sum(len(name) + len(value) for name, value in headers)
@@ -191,11 +204,17 @@ class IngestASGIHandler(ASGIHandler):
     answer and will retry).
     """
 
+    def __init__(self, prefix: str = HOOKS_PREFIX) -> None:
+        self.hook_path = hook_path(prefix)
+        super().__init__()
+
     def load_middleware(self, is_async: bool = False) -> None:
         # BaseHandler builds its chain from settings.MIDDLEWARE; swap the list in only
         # while this one handler is built (once, at import).
         full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = settings.HOOKWAY_INGEST_MIDDLEWARE
+        settings.MIDDLEWARE = getattr(
+            settings, "HOOKWAY_INGEST_MIDDLEWARE", DEFAULT_INGEST_MIDDLEWARE
+        )
         try:
             super().load_middleware(is_async)
         finally:
@@ -203,9 +222,9 @@ class IngestASGIHandler(ASGIHandler):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = timing.current.set(timing.RequestTimer())
-        scope[DEADLINE_KEY] = time.monotonic() + settings.HOOKWAY.db_timeout
+        scope[DEADLINE_KEY] = time.monotonic() + conf.get().db_timeout
         try:
-            match = HOOK_PATH.match(scope.get("path", ""))
+            match = self.hook_path.match(scope.get("path", ""))
             if scope.get("method") == "POST" and match is not None:
                 receive = await self._cap_body(scope, receive, match.group(1))
             else:
@@ -325,7 +344,7 @@ class HookwayASGIHandler(ASGIHandler):
             await refuse(scope, send, 431, "headers_too_large", problem)
             return
         path = scope.get("path", "")
-        if path.startswith("/hooks/"):
+        if path.startswith(HOOKS_PREFIX):
             await self.ingest.handle(scope, receive, send)
             return
         if path.startswith(self.static.prefix) and await self.static.serve(scope, send):
@@ -334,3 +353,24 @@ class HookwayASGIHandler(ASGIHandler):
         replay = receive if limit is None else await _buffered_body(scope, receive, send, limit)
         if replay is not None:
             await super().__call__(scope, replay, send)
+
+
+class HookRouter:
+    """The fast ingest path in front of a host project's ASGI application: requests
+    under ``prefix`` go to the lean ingest handler (with the header limits), everything
+    else to ``app`` as it was. See hookway.asgi.wrap."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], prefix: str):
+        self.app = app
+        self.prefix = prefix
+        self.ingest = IngestASGIHandler(prefix)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith(self.prefix):
+            problem = header_problem(scope)
+            if problem is not None:
+                await refuse(scope, send, 431, "headers_too_large", problem)
+                return
+            await self.ingest.handle(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

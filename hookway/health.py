@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from hookway import gate, runtime
+from hookway import conf, gate, runtime
 
 
 @require_GET
@@ -25,12 +24,10 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     reasons otherwise."""
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(
-            gate.abeat(runtime.WORKER_ID, "web"), timeout=settings.HOOKWAY.db_timeout
-        )
+        await asyncio.wait_for(gate.abeat(runtime.WORKER_ID, "web"), timeout=conf.get().db_timeout)
         checks["database"] = "ok"
     except TimeoutError:
-        checks["database"] = f"a write did not commit within {settings.HOOKWAY.db_timeout:g} s"
+        checks["database"] = f"a write did not commit within {conf.get().db_timeout:g} s"
     except DatabaseError as exc:
         checks["database"] = f"a write failed: {str(exc).strip() or type(exc).__name__}"
     dispatcher = runtime.dispatcher_status()

@@ -9,9 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from django.conf import settings
-
-from hookway import gate
+from hookway import conf, gate
 from hookway.config import file as config_file
 from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig, new_worker_id
 from hookway.loopmonitor import MonitorTask
@@ -36,7 +34,7 @@ def on_shutdown(stop: Callable[[], Awaitable[None]]) -> None:
 def start_loop_monitor() -> None:
     """Start sampling event-loop lag if HOOKWAY_LOOP_LAG_FILE is set."""
     global _monitor
-    path = settings.HOOKWAY.loop_lag_file
+    path = conf.get().loop_lag_file
     if path is not None and _monitor is None:
         _monitor = MonitorTask(path)
         _monitor.start()
@@ -51,7 +49,7 @@ async def stop_loop_monitor() -> None:
 
 async def apply_config_file() -> None:
     """Sync HOOKWAY_CONFIG into the database, if it is set; raise ConfigError if invalid."""
-    path = settings.HOOKWAY.config_path
+    path = conf.get().config_path
     if path is None:
         return
     config = config_file.load(path)  # validated at every start, applied once per change
@@ -156,7 +154,7 @@ async def startup() -> None:
     global _embedded
     await apply_config_file()
     start_loop_monitor()
-    if settings.HOOKWAY.embedded_dispatcher and _embedded is None:
+    if conf.get().embedded_dispatcher and _embedded is None:
         _embedded = EmbeddedDispatcher()
         _embedded.start()
 

@@ -1,17 +1,17 @@
-from django.contrib import admin
-from django.urls import path, re_path
+"""The ``hookway`` app's URLconf, what a project includes: ingest at its root.
 
-from hookway import echo, health
-from hookway.api.app import api
+    path("hooks/", include("hookway.urls"))  # POST /hooks/<slug>
+
+The standalone server's URLconf (hookway.standalone.urls) includes it the same way and
+adds the admin, the API and the health checks.
+"""
+
+from django.urls import re_path
+
 from hookway.ingest.views import receive_hook
 
 urlpatterns = [
     # Any segment reaches the view, so an unknown slug gets the contract's JSON 404.
     # (?s:): a slug may hold any character, a newline too, and still get the JSON 404.
-    re_path(r"^hooks/(?P<slug>(?s:.+?))/?$", receive_hook, name="hookway-ingest"),
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
-    path("echo", echo.echo, name="echo"),
-    path("admin/", admin.site.urls),
-    path("api/v1/", api.urls),
+    re_path(r"^(?P<slug>(?s:.+?))/?$", receive_hook, name="hookway-ingest"),
 ]

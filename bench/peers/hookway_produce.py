@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hookway.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hookway.standalone.settings")
     import django
 
     django.setup()

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.conf import settings
 from ninja import Schema
 from pydantic import Field
 
-from hookway import gate
+from hookway import conf, gate
 from hookway.api.errors import ApiError
 from hookway.secrets import fingerprint, resolve_secret
 from hookway.store import browse
@@ -52,13 +51,13 @@ def secret_fingerprint(ref: str) -> str | None:
 
 def config_file_name() -> str:
     """The config file's path (HOOKWAY_CONFIG), or words for it when none is set now."""
-    path = settings.HOOKWAY.config_path
+    path = conf.get().config_path
     return str(path) if path is not None else "the HOOKWAY_CONFIG file"
 
 
 def managed_conflict(what: str) -> ApiError:
     """409 for a change to an entry the config file manages, naming the file."""
-    path = settings.HOOKWAY.config_path
+    path = conf.get().config_path
     where = config_file_name()
     return ApiError(
         409,

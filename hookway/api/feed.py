@@ -24,10 +24,9 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import DatabaseError
 
-from hookway import gate, runtime, wakeup
+from hookway import conf, gate, runtime, wakeup
 from hookway.api.cursor import Cursor, Message, advance, matches
 from hookway.api.filters import EventFilters
 
@@ -97,7 +96,7 @@ class Feed:
             self._wanted.set()
             await self._ready.wait()
             # No await from here: the cursor read and the registration are one step.
-            subscriber = Subscriber(filters, asyncio.Queue(settings.HOOKWAY.stream_queue))
+            subscriber = Subscriber(filters, asyncio.Queue(conf.get().stream_queue))
             self.subscribers[filters.source].add(subscriber)
             assert self.cursor is not None
             return subscriber, self.cursor
@@ -160,7 +159,7 @@ class Feed:
             start = await gate.astream_start()
             self.cursor = Cursor(start.event, start.attempt, start.in_flight)
         self._ready.set()
-        interval = settings.HOOKWAY.stream_poll_interval
+        interval = conf.get().stream_poll_interval
         while not self._idle():
             self._wake.clear()
             full = await self._poll()

@@ -21,14 +21,13 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, Min, Q
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router, Schema
 from pydantic import Field
 
-from hookway import gate
+from hookway import conf, gate
 from hookway.api.filters import ApiState
 from hookway.models import Attempt, AttemptOutcome, Delivery, DeliveryState, Event, Source
 
@@ -216,5 +215,5 @@ async def gather_parts(seconds: float) -> tuple[dict[str, Any], list[str]]:
 
 @router.get("", response=Stats, summary="Counts, ingest and delivery health, oldest backlog")
 async def stats(request: HttpRequest) -> Stats:
-    values, timed_out = await gather_parts(settings.HOOKWAY.stats_timeout)
+    values, timed_out = await gather_parts(conf.get().stats_timeout)
     return Stats(**values, timed_out=timed_out, generated_at=timezone.now())

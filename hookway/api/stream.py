@@ -15,11 +15,10 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
-from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Query, Router
 
-from hookway import gate
+from hookway import conf, gate
 from hookway.api import feed as feed_module
 from hookway.api.cursor import BadCursor, Cursor, Message, advance, matches
 from hookway.api.errors import ApiError
@@ -67,9 +66,7 @@ async def _events(
         yield f"retry: {RETRY_MS}\n".encode() + _comment("hookway event stream")
         cursor = start
         if resume is not None:
-            missed, reached, more = await backfill(
-                resume, filters, settings.HOOKWAY.stream_backfill
-            )
+            missed, reached, more = await backfill(resume, filters, conf.get().stream_backfill)
             for message in missed:
                 yield message.sse(message.cursor).encode()
             cursor = reached
@@ -78,14 +75,14 @@ async def _events(
                 cursor = cursor.merge(start)
                 data = json.dumps(
                     {
-                        "detail": f"more than {settings.HOOKWAY.stream_backfill} messages "
+                        "detail": f"more than {conf.get().stream_backfill} messages "
                         "were missed; the rest are in GET /api/v1/events"
                     }
                 )
                 yield f"id: {cursor.encode()}\nevent: gap\ndata: {data}\n\n".encode()
         # From here on the client holds no thread and no database connection.
         await gate.arelease_request_thread()
-        heartbeat = settings.HOOKWAY.stream_heartbeat
+        heartbeat = conf.get().stream_heartbeat
         while True:
             try:
                 async with asyncio.timeout(heartbeat):

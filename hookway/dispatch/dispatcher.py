@@ -41,7 +41,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 from django.db import DatabaseError
 
-from hookway import gate, wakeup
+from hookway import conf, gate, wakeup
 from hookway.dispatch import retry
 from hookway.outbound import (
     NOTIFY_CHANNEL,
@@ -101,9 +101,7 @@ class DispatcherConfig:
 
     @classmethod
     def from_settings(cls, **overrides: object) -> DispatcherConfig:
-        from django.conf import settings
-
-        s = settings.HOOKWAY
+        s = conf.get()
         config = cls(
             concurrency=s.dispatcher_concurrency,
             lease_seconds=s.lease_seconds,

@@ -18,7 +18,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from hookway import gate, timing, wakeup
+from hookway import conf, gate, timing, wakeup
 from hookway.headers import is_credential_header
 from hookway.inbound import VerifyScheme
 from hookway.ingest import extract, verify
@@ -226,12 +226,10 @@ def _missing_name_detail(scheme: VerifyScheme) -> str:
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:
-    from django.conf import settings
-
     logger.error("ingest could not store a webhook in time: %s", str(exc).strip())
     return StoreUnavailable(
         "the event could not be stored in time; nothing was stored, retry later",
-        retry_after=settings.HOOKWAY.retry_after_seconds,
+        retry_after=conf.get().retry_after_seconds,
     )
 
 

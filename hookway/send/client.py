@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import httpx
 
-from hookway import __version__
+from hookway import __version__, conf
 from hookway.conf import HTTP_TRANSPORTS, HttpTransport
 
 USER_AGENT = f"Hookway/{__version__}"
@@ -51,9 +51,7 @@ def make_client(
     )
     if transport is None:
         if kind is None:
-            from django.conf import settings
-
-            kind = settings.HOOKWAY.http_transport
+            kind = conf.get().http_transport
         transport = make_transport(kind, limits)
     return httpx.AsyncClient(
         transport=transport,

@@ -156,11 +156,12 @@ class Guard:
 
     @classmethod
     def from_settings(cls) -> Guard:
-        from django.conf import settings
+        from hookway import conf
 
+        settings = conf.get()
         return cls(
-            allow_private=settings.HOOKWAY.allow_private_destinations,
-            allowlist=tuple(settings.HOOKWAY.private_destination_allowlist),
+            allow_private=settings.allow_private_destinations,
+            allowlist=tuple(settings.private_destination_allowlist),
         )
 
     def _allowed(self, host: str, ip: IPAddress) -> bool:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
-from django.conf import settings
 from django.db import (
     DatabaseError,
     DataError,
@@ -35,7 +34,7 @@ from django.db import (
     transaction,
 )
 
-from hookway import ids
+from hookway import conf, ids
 from hookway.models import Delivery, DeliveryState, Event, Route, Source
 from hookway.outbound import NOTIFY_CHANNEL
 from hookway.store.db import AdaptedDatetime, db_now, disconnected
@@ -57,6 +56,7 @@ __all__ = [
     "store_claims",
     "store_event",
     "store_events",
+    "store_in_transaction",
 ]
 
 logger = logging.getLogger("hookway.ingest")
@@ -458,7 +458,7 @@ def _busy_handler_off() -> Iterator[None]:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {int(settings.HOOKWAY.db_timeout * 1000)}")
+            cursor.execute(f"PRAGMA busy_timeout = {int(conf.get().db_timeout * 1000)}")
 
 
 def _lock_for_writes() -> None:
@@ -541,7 +541,7 @@ def _write_alone(incoming: IncomingEvent) -> Outcome:
 def store_events(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
     """Store events now, with HOOKWAY_DB_TIMEOUT to do it (for code with no sender
     waiting: commands, benchmarks, tests); raise the first NotStored."""
-    deadline = time.monotonic() + settings.HOOKWAY.db_timeout
+    deadline = time.monotonic() + conf.get().db_timeout
     out: list[StoredEvent] = []
     for outcome in store_claims([_Plain(incoming, deadline) for incoming in batch]):
         if isinstance(outcome, NotStored):
@@ -553,3 +553,13 @@ def store_events(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
 def store_event(incoming: IncomingEvent) -> StoredEvent:
     """Store one event (see store_events)."""
     return store_events([incoming])[0]
+
+
+def store_in_transaction(incoming: IncomingEvent) -> StoredEvent:
+    """Store one event and its deliveries inside the caller's transaction (a savepoint
+    in it; a transaction of its own outside one): hookway.publish's outbox write, which
+    commits or rolls back with whatever else the caller writes. Raises the database's
+    error (IntegrityError if the source was deleted meanwhile) rather than answering
+    for a caller whose transaction it can't see the end of."""
+    with transaction.atomic():
+        return _write([incoming])[0]

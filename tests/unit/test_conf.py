@@ -191,3 +191,72 @@ def test_a_bad_forwarded_allow_ips_is_named(value, words):
 def test_proxy_flags_must_be_booleans(name):
     with pytest.raises(ImproperlyConfigured, match=name):
         conf.load({**KEY, name: "sometimes"})
+
+
+# A host project's settings.HOOKWAY dict (docs/django-app.md, "Settings").
+
+
+def test_app_settings_merge_the_dict_over_the_environment(tmp_path):
+    config = tmp_path / "hookway.toml"
+    config.write_text("")
+    settings = conf.load_app(
+        {"CONFIG": config, "EMBEDDED_DISPATCHER": False, "RETRY_SCHEDULE": [0, 1, 2.5]},
+        {"HOOKWAY_DB_TIMEOUT": "2", "HOOKWAY_EMBEDDED_DISPATCHER": "true"},
+    )
+    assert settings.config_path == config
+    assert settings.embedded_dispatcher is False  # the dict wins over the environment
+    assert settings.retry_schedule == (0.0, 1.0, 2.5)
+    assert settings.db_timeout == 2.0  # the environment fills in what the dict leaves
+
+
+def test_app_settings_need_no_secret_key_and_ignore_the_servers_variables():
+    # SECRET_KEY, DATABASE_URL, DEBUG belong to the host project, whatever they say.
+    settings = conf.load_app({}, {"DATABASE_URL": "mysql://x/y", "DEBUG": "maybe"})
+    assert settings.embedded_dispatcher is True
+    assert settings.retry_schedule == conf.DEFAULT_RETRY_SCHEDULE
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (
+            {"CONFIG": "/no/such/file.toml"},
+            r"settings.HOOKWAY\['CONFIG'\]='/no/such/file.toml': no such file",
+        ),
+        ({"EMBEDDED_DISPATCHER": "sometimes"}, r"settings.HOOKWAY\['EMBEDDED_DISPATCHER'\]"),
+        ({"DB_TIMEOUT": True}, r"settings.HOOKWAY\['DB_TIMEOUT'\]"),
+        ({"RETRY_SCHEDULE": [0, -1]}, r"settings.HOOKWAY\['RETRY_SCHEDULE'\]"),
+        ({"RETRY_SCHEDULE": {"a": 1}}, r"settings.HOOKWAY\['RETRY_SCHEDULE'\]"),
+        ({"DISPATCHER_CONCURRENCY": 0}, r"settings.HOOKWAY\['DISPATCHER_CONCURRENCY'\]"),
+        ({"CONFG": "hookway.toml"}, r"settings.HOOKWAY\['CONFG'\]: not a Hookway setting"),
+        ({"SECRET_KEY": "x"}, r"settings.HOOKWAY\['SECRET_KEY'\]: not a Hookway setting"),
+    ],
+)
+def test_a_bad_app_setting_names_its_key(overrides, named):
+    with pytest.raises(ImproperlyConfigured, match=named):
+        conf.load_app(overrides, {})
+
+
+def test_a_bad_environment_variable_is_still_named_in_a_host_project():
+    with pytest.raises(ImproperlyConfigured, match=r"^HOOKWAY_POLL_INTERVAL="):
+        conf.load_app({"DB_TIMEOUT": 1}, {"HOOKWAY_POLL_INTERVAL": "often"})
+
+
+def test_app_settings_must_be_a_dict():
+    with pytest.raises(ImproperlyConfigured, match="expected a dict"):
+        conf.load_app(["CONFIG"], {})
+
+
+def test_get_reads_a_dict_from_django_settings_and_follows_its_changes(settings):
+    settings.HOOKWAY = {"EMBEDDED_DISPATCHER": False, "MAX_HEADERS": 20}
+    assert conf.get().embedded_dispatcher is False
+    assert conf.get() is conf.get()  # resolved once per value
+    settings.HOOKWAY = {"MAX_HEADERS": 30}
+    assert conf.get().max_headers == 30
+    assert conf.get().embedded_dispatcher is True
+
+
+def test_get_returns_the_standalone_servers_typed_settings_as_they_are(settings):
+    typed = conf.load(KEY)
+    settings.HOOKWAY = typed
+    assert conf.get() is typed

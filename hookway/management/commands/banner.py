@@ -23,7 +23,7 @@ EXAMPLE_BODY = '{"event_name": "push", "ref": "main"}'
 
 def _configured_sources() -> tuple[str, list[tuple[str, str, list[str]]]]:
     """Where the sources come from, and each one's slug, scheme and secret references."""
-    path = settings.HOOKWAY.config_path
+    path = conf.get().config_path
     if path is not None:
         try:
             config = config_file.load(path)

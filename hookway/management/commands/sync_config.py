@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from hookway import gate
+from hookway import conf, gate
 from hookway.config import file as config_file
 
 
@@ -22,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--check", action="store_true", help="Only validate; change nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        raw = options["path"] or settings.HOOKWAY.config_path
+        raw = options["path"] or conf.get().config_path
         if raw is None:
             raise CommandError("no config file: pass a path or set HOOKWAY_CONFIG")
         path = Path(raw)
