@@ -2,11 +2,17 @@
 
 48 bits of milliseconds then 80 random bits, in Crockford base32 (the ULID layout), so ids
 sort by creation time in the admin and in indexes, and never collide in practice.
+
+Within a process ids are strictly increasing (ULID's monotonic form): a second id in the
+same millisecond is the previous one plus 1, not new random bits that could sort before
+it. Events are numbered under the write lock, so their ids follow commit order, which the
+event stream's cursor (hookway.api.cursor) relies on: "every event after this id".
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -20,10 +26,21 @@ def _base32(value: int, length: int) -> str:
     return "".join(reversed(out))
 
 
+_lock = threading.Lock()
+_last: dict[str, int] = {}
+
+
 def new_id(prefix: str) -> str:
-    """Return a new identifier such as ``evt_01jd…`` (prefix, underscore, 26 characters)."""
+    """Return a new identifier such as ``evt_01jd…`` (prefix, underscore, 26 characters),
+    greater than every id this process made before with the same prefix."""
     millis = time.time_ns() // 1_000_000
     value = (millis << 80) | secrets.randbits(80)
+    with _lock:
+        last = _last.get(prefix, 0)
+        if value <= last:
+            # The same millisecond (or the clock stepped back): count up from the last.
+            value = last + 1
+        _last[prefix] = value
     return f"{prefix}_{_base32(value, 26)}"
 
 
