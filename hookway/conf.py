@@ -218,6 +218,11 @@ class HookwaySettings:
     trust_x_forwarded_proto: bool = False
     forwarded_allow_ips: list[str] = field(default_factory=lambda: list(FORWARDED_ALLOW_IPS))
     secure_cookies: bool = False
+    # Celery destinations' app, "module:attribute"; None: Celery's current app.
+    celery_app: str | None = None
+    # The dispatcher logs a warning when its event loop is blocked this long (a handler
+    # doing blocking work on the loop, docs/handlers.md); 0 turns the watch off.
+    loop_lag_warn_ms: float = 200.0
 
 
 def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
@@ -281,6 +286,8 @@ def load(env: Mapping[str, str] | None = None) -> HookwaySettings:
         # take a typo ("10.0.0.1/24", a host name) as a name no address matches, silently.
         forwarded_allow_ips=envaddresses(env, "FORWARDED_ALLOW_IPS", ",".join(FORWARDED_ALLOW_IPS)),
         secure_cookies=envbool(env, "HOOKWAY_SECURE_COOKIES", False),
+        celery_app=envstr(env, "HOOKWAY_CELERY_APP", "").strip() or None,
+        loop_lag_warn_ms=envfloat(env, "HOOKWAY_LOOP_LAG_WARN_MS", 200.0, minimum=0.0),
         # "{pid}" in the name gives each worker process its own file.
         loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import threading
@@ -308,6 +309,28 @@ adestination_states = _db(destinations.states)
 apause_destination = _db(destinations.pause)
 aresume_destination = _db(destinations.resume)
 aenable_destination = _db(destinations.enable)
+
+
+# Plain ``def`` handlers and Celery publishes (hookway.send.transport): their own threads,
+# never the shared thread the dispatcher's database calls use, which a slow handler
+# would hold up.
+HANDLER_THREADS = 64
+_handler_threads = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="hookway-handler")
+
+
+def start_in_thread(func: Callable[[], R], abandon: Callable[[], bool]) -> asyncio.Future[R]:
+    """Start ``func()`` on a handler thread (in a copy of the caller's context) and
+    return its future, not awaited here: a timed-out call is left to finish. If
+    ``abandon()`` is true when a thread takes it (it waited past its deadline for a free
+    thread), it is not run and the future's result is None."""
+    context = contextvars.copy_context()
+
+    def run() -> R:
+        if abandon():
+            return None  # type: ignore[return-value]  # nobody awaits an abandoned call
+        return context.run(func)
+
+    return asyncio.get_running_loop().run_in_executor(_handler_threads, run)
 
 
 async def acall_receivers(
