@@ -13,7 +13,7 @@ except ImproperlyConfigured as exc:
     # names the variable, and no traceback.
     raise SystemExit(f"Hookway can't start: {exc}") from None
 
-from hookway.handler import HookwayASGIHandler
+from hookway.asgi_handler import HookwayASGIHandler
 from hookway.lifespan import LifespanApp
 from hookway.runtime import shutdown, startup
 

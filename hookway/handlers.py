@@ -31,7 +31,7 @@ TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 class HandlerEvent:
     """One stored event, as a handler gets it. ``payload`` is the parsed JSON body (None
     when the body is not JSON); ``body`` the raw bytes as received; ``headers`` the
-    sender's stored headers. ``delivery_id`` is stable across retries of this delivery
+    sender's stored headers (names case-insensitive). ``delivery_id`` is stable across retries of this delivery
     (dedupe on it: delivery is at-least-once); ``attempt`` is 1-based."""
 
     id: str

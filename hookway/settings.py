@@ -51,7 +51,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# The chain for /hooks/… (see hookway.handler.IngestASGIHandler): async-only middleware.
+# The chain for /hooks/… (see hookway.asgi_handler.IngestASGIHandler): async-only middleware.
 HOOKWAY_INGEST_MIDDLEWARE = [
     "hookway.middleware.RequestTimingMiddleware",
     "hookway.middleware.AllowedHostsMiddleware",

@@ -21,6 +21,7 @@ from collections.abc import Awaitable
 from typing import Any, cast
 
 from django.db import close_old_connections
+from django.utils.datastructures import CaseInsensitiveMapping
 
 from hookway.handlers import (
     HandlerEvent,
@@ -48,7 +49,7 @@ def event_of(delivery: OutboundDelivery) -> HandlerEvent:
         event_name=delivery.event_name,
         payload=parse_payload(delivery.body),
         body=delivery.body,
-        headers=dict(delivery.event_headers),
+        headers=CaseInsensitiveMapping(dict(delivery.event_headers)),
         content_type=delivery.content_type,
         attempt=delivery.attempt,
         received_at=delivery.received_at,
