@@ -179,27 +179,34 @@ def unregister(name: str) -> None:
     _registry.pop(name, None)
 
 
-def resolve(target: str) -> Callable[..., Any]:
-    """Import ``"module:qualname"`` and return the callable; raise HandlerNotFound with
-    the target and the reason when it can't."""
+def import_object(target: str, what: str = "handler") -> Any:
+    """Import ``"module:qualname"`` and return the object; raise HandlerNotFound naming
+    ``what`` and the target, and the reason, when it can't."""
     if not TARGET_RE.match(target):
         raise HandlerNotFound(
-            f"handler {target!r}: expected 'module:function', e.g. 'myapp.hooks:on_push'"
+            f"{what} {target!r}: expected 'module:attribute', e.g. 'myapp.hooks:on_push'"
         )
     module_name, _, qualname = target.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise HandlerNotFound(f"handler {target!r}: can't import {module_name}: {exc}") from exc
+        raise HandlerNotFound(f"{what} {target!r}: can't import {module_name}: {exc}") from exc
     for part in qualname.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise HandlerNotFound(
-                f"handler {target!r}: {module_name} has no attribute {qualname!r}"
+                f"{what} {target!r}: {module_name} has no attribute {qualname!r}"
             ) from None
+    return obj
+
+
+def resolve(target: str) -> Callable[..., Any]:
+    """Import the handler ``"module:function"`` and return it; raise HandlerNotFound with
+    the target and the reason when it can't, or when it is not callable."""
+    obj = import_object(target)
     if not callable(obj):
-        raise HandlerNotFound(f"handler {target!r}: {qualname} is not callable")
+        raise HandlerNotFound(f"handler {target!r}: {target.partition(':')[2]} is not callable")
     return obj  # type: ignore[no-any-return]
 
 

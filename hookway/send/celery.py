@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from hookway.handlers import HandlerNotFound, resolve
+from hookway.handlers import HandlerNotFound, import_object
 from hookway.outbound import AttemptResult, ErrorKind, OutboundDelivery
 from hookway.send.handler import describe, event_of
 from hookway.send.transport import Clock, Threads, ThreadTimedOut, timed_out
@@ -28,7 +28,7 @@ NOT_INSTALLED = "Celery is not installed in this environment: pip install 'hookw
 def load_app(name: str | None) -> Any:
     """The Celery app named ``"module:attribute"``, or Celery's current app."""
     if name:
-        return resolve(name)
+        return import_object(name, "HOOKWAY_CELERY_APP")
     from celery import current_app
 
     return current_app._get_current_object()
@@ -52,9 +52,7 @@ class CeleryTransport:
         try:
             app = self._get_app()
         except HandlerNotFound as exc:
-            return clock.result(
-                "retry", error=f"HOOKWAY_CELERY_APP: {exc}", error_kind=ErrorKind.BROKER
-            )
+            return clock.result("retry", error=str(exc), error_kind=ErrorKind.BROKER)
         data = event_of(delivery).as_json()
         # One task id per attempt: traceable from the attempt to the worker's log.
         task_id = f"{delivery.delivery_id}-{delivery.attempt}"

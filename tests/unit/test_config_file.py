@@ -747,7 +747,7 @@ def test_a_destination_sets_exactly_one_kind(keys: str):
         ("tests.handler_funcs:nope", "tests.handler_funcs has no attribute 'nope'"),
         ("tests.no_such_module:fn", "can't import tests.no_such_module"),
         ("tests.handler_funcs:not_callable", "not_callable is not callable"),
-        ("tests.handler_funcs.on_push", "expected 'module:function'"),
+        ("tests.handler_funcs.on_push", "expected 'module:attribute'"),
     ],
 )
 def test_a_handler_that_cannot_be_imported_is_named(target: str, expected: str):
