@@ -92,6 +92,7 @@ def _handled(log: Path) -> list[dict[str, Any]]:
 def run(variant: str, workdir: Path, io_seconds: float = IO_SECONDS) -> dict[str, Any]:
     """Run ``variant`` in a fresh database under ``workdir``; return what happened."""
     project = HERE / variant
+    workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / f"{variant}.sqlite3"
     log = workdir / f"{variant}-handled.log"
     env = {
