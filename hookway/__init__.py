@@ -8,9 +8,20 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from hookway.handlers import HandlerEvent, Reject, Retry, handler
     from hookway.outbox import Published, UnknownSource, apublish, publish
 
-__all__ = ["Published", "UnknownSource", "apublish", "publish"]
+__all__ = [
+    "HandlerEvent",
+    "Published",
+    "Reject",
+    "Retry",
+    "UnknownSource",
+    "__version__",
+    "apublish",
+    "handler",
+    "publish",
+]
 
 # The Python API, imported on first use (PEP 562): `import hookway` (a settings module, an
 # app registry still loading) must not import Django's models.
@@ -19,6 +30,10 @@ _LAZY = {
     "apublish": "hookway.outbox",
     "Published": "hookway.outbox",
     "UnknownSource": "hookway.outbox",
+    "handler": "hookway.handlers",
+    "Retry": "hookway.handlers",
+    "Reject": "hookway.handlers",
+    "HandlerEvent": "hookway.handlers",
 }
 
 

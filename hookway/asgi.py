@@ -26,14 +26,14 @@ application: LifespanApp
 
 def wrap(app: ASGIApp, *, prefix: str = "/hooks/") -> LifespanApp:
     """Return ``app`` behind Hookway: POSTs under ``prefix`` take the lean ingest path
-    (no thread per request, no sync middleware; hookway.handler), everything else reaches
+    (no thread per request, no sync middleware; hookway.asgi_handler), everything else reaches
     ``app`` unchanged, and the ASGI lifespan runs Hookway's startup (the config file,
     the embedded dispatcher) and shutdown. ``prefix`` must be where the project's
     URLconf includes ``hookway.urls``; ImproperlyConfigured if it is not."""
     from django.core.exceptions import ImproperlyConfigured
     from django.urls import Resolver404, resolve
 
-    from hookway.handler import HookRouter
+    from hookway.asgi_handler import HookRouter
     from hookway.ingest.views import receive_hook
     from hookway.lifespan import LifespanApp
     from hookway.runtime import shutdown, startup
@@ -64,7 +64,7 @@ def _standalone() -> LifespanApp:
         # which names the variable, and no traceback.
         raise SystemExit(f"Hookway can't start: {exc}") from None
 
-    from hookway.handler import HookwayASGIHandler
+    from hookway.asgi_handler import HookwayASGIHandler
     from hookway.lifespan import LifespanApp
     from hookway.runtime import shutdown, startup
 

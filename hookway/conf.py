@@ -241,6 +241,11 @@ class HookwaySettings:
     stream_heartbeat: float = 15.0
     stream_queue: int = 1000
     stream_backfill: int = 1000
+    # Celery destinations' app, "module:attribute"; None: Celery's current app.
+    celery_app: str | None = None
+    # The dispatcher logs a warning when its event loop is blocked this long (a handler
+    # doing blocking work on the loop, docs/handlers.md); 0 turns the watch off.
+    loop_lag_warn_ms: float = 200.0
 
 
 def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> HookwaySettings:
@@ -319,6 +324,8 @@ def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> Ho
         stream_heartbeat=envfloat(env, "HOOKWAY_STREAM_HEARTBEAT", 15.0, minimum=0.05),
         stream_queue=envint(env, "HOOKWAY_STREAM_QUEUE", 1000, minimum=1),
         stream_backfill=envint(env, "HOOKWAY_STREAM_BACKFILL", 1000, minimum=1),
+        celery_app=envstr(env, "HOOKWAY_CELERY_APP", "").strip() or None,
+        loop_lag_warn_ms=envfloat(env, "HOOKWAY_LOOP_LAG_WARN_MS", 200.0, minimum=0.0),
         # "{pid}" in the name gives each worker process its own file.
         loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")
@@ -364,6 +371,8 @@ APP_KEYS = (
     "STREAM_HEARTBEAT",
     "STREAM_QUEUE",
     "STREAM_BACKFILL",
+    "CELERY_APP",
+    "LOOP_LAG_WARN_MS",
 )
 
 

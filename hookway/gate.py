@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import threading
@@ -353,6 +354,28 @@ aping_delivery = _db(deliveries.ping)
 # hookway.apublish: the sync publish on the thread Django gives the caller's sync code.
 # Not _guarded: it may run inside a request, whose connection Django recycles itself.
 apublish = sync_to_async(outbox.publish, thread_sensitive=True)
+
+
+# Plain ``def`` handlers and Celery publishes (hookway.send.transport): their own threads,
+# never the shared thread the dispatcher's database calls use, which a slow handler
+# would hold up.
+HANDLER_THREADS = 64
+_handler_threads = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="hookway-handler")
+
+
+def start_in_thread(func: Callable[[], R], abandon: Callable[[], bool]) -> asyncio.Future[R]:
+    """Start ``func()`` on a handler thread (in a copy of the caller's context) and
+    return its future, not awaited here: a timed-out call is left to finish. If
+    ``abandon()`` is true when a thread takes it (it waited past its deadline for a free
+    thread), it is not run and the future's result is None."""
+    context = contextvars.copy_context()
+
+    def run() -> R:
+        if abandon():
+            return None  # type: ignore[return-value]  # nobody awaits an abandoned call
+        return context.run(func)
+
+    return asyncio.get_running_loop().run_in_executor(_handler_threads, run)
 
 
 async def acall_receivers(

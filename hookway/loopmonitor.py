@@ -1,30 +1,68 @@
 """Event-loop lag: how late a periodic timer fires. A blocking call on the loop shows up
-here as lag. Enabled by HOOKWAY_LOOP_LAG_FILE: the process samples every 10 ms and writes
-a JSON summary (p50, p99, max in ms) to that file when it stops."""
+here as lag.
+
+Two uses: HOOKWAY_LOOP_LAG_FILE makes the process sample every 10 ms and write a JSON
+summary (p50, p99, max in ms) to that file when it stops (the benchmarks read it); and
+every dispatcher watches its own loop, logging a warning when it was blocked longer than
+HOOKWAY_LOOP_LAG_WARN_MS, naming the lag and what was running (an ``async def`` handler
+calling blocking code is the usual cause: docs/handlers.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import statistics
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger("hookway.loop")
+
 INTERVAL = 0.01
+# The dispatcher's watch samples less often: it only looks for long stalls.
+WATCH_INTERVAL = 0.05
 
 
 class LoopLagMonitor:
-    def __init__(self, interval: float = INTERVAL, keep: int = 1_000_000):
+    """Samples the loop's lag. With ``warn_after`` (seconds), a sample that long logs a
+    warning with the lag and ``blame()`` (what was running meanwhile)."""
+
+    def __init__(
+        self,
+        interval: float = INTERVAL,
+        keep: int = 1_000_000,
+        *,
+        warn_after: float | None = None,
+        blame: Callable[[], str] | None = None,
+    ):
         self.interval = interval
         self.samples: deque[float] = deque(maxlen=keep)
+        self.warn_after = warn_after
+        self.blame = blame
+        self.warnings = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             started = loop.time()
             await asyncio.sleep(self.interval)
-            self.samples.append(max(0.0, loop.time() - started - self.interval))
+            lag = max(0.0, loop.time() - started - self.interval)
+            self.samples.append(lag)
+            culprits = self.blame() if self.blame is not None else ""
+            if self.warn_after is not None and lag >= self.warn_after:
+                self.warnings += 1
+                logger.warning(
+                    "event loop blocked for %.0f ms (warning at %.0f ms): every delivery "
+                    "and request of this process waited. Running meanwhile: %s. An async "
+                    "handler must not call blocking code (time.sleep, sync I/O, the sync "
+                    "ORM): use a plain def handler, which runs in a thread.",
+                    lag * 1000,
+                    self.warn_after * 1000,
+                    culprits or "nothing Hookway knows of",
+                )
 
     def summary(self) -> dict[str, Any]:
         values = sorted(self.samples)

@@ -59,7 +59,7 @@ class RequestTimingMiddleware(AsyncMiddleware):
         metrics = [f"total;dur={total_ms:.2f}", f"db;dur={timer.db_seconds * 1000:.2f}"]
         response["Server-Timing"] = ", ".join(metrics)
         response["X-Request-ID"] = request_id
-        # Ingest skips Django's other middleware (hookway.handler): keep what it adds.
+        # Ingest skips Django's other middleware (hookway.asgi_handler): keep what it adds.
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         # HttpResponse is Django's non-streaming response, the one with a .content.
         if isinstance(response, HttpResponse) and "Content-Length" not in response:

@@ -58,9 +58,30 @@ DISABLED_IN_FILE = "disabled in the config file"
 REMOVED_FROM_FILE = "removed from the config file"
 
 
+class DestinationKind(models.TextChoices):
+    """What a destination is: exactly one of its ``url``, ``handler`` and ``celery_task``."""
+
+    HTTP = "http", "HTTP URL"
+    HANDLER = "handler", "Python handler"
+    CELERY = "celery", "Celery task"
+
+
 class Destination(models.Model):
     name = models.SlugField(max_length=64, unique=True)
-    url = models.URLField(max_length=2000)
+    # Exactly one of url, handler and celery_task is set (a constraint says so).
+    url = models.URLField(max_length=2000, blank=True, default="")
+    handler = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        help_text='A Python callable, "module:function" (docs/handlers.md); instead of a URL.',
+    )
+    celery_task = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        help_text='A Celery task name, e.g. "myapp.tasks.process_hook"; instead of a URL.',
+    )
     signing_secret = models.CharField(
         max_length=200, blank=True, help_text='Optional "whsec_…" (or "env:NAME"): sign outbound.'
     )
@@ -104,9 +125,33 @@ class Destination(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(url__gt="", handler="", celery_task="")
+                    | models.Q(url="", handler__gt="", celery_task="")
+                    | models.Q(url="", handler="", celery_task__gt="")
+                ),
+                name="destination_one_kind",
+                violation_error_message="Set exactly one of URL, handler and Celery task.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def kind(self) -> DestinationKind:
+        if self.handler:
+            return DestinationKind.HANDLER
+        if self.celery_task:
+            return DestinationKind.CELERY
+        return DestinationKind.HTTP
+
+    @property
+    def target(self) -> str:
+        """Where it delivers: its URL, handler or Celery task name."""
+        return self.url or self.handler or self.celery_task
 
 
 class Route(models.Model):

@@ -29,6 +29,10 @@ class ErrorKind(StrEnum):
     CONNECTION = "connection"  # any other network failure
     REFUSED_BY_GUARD = "refused_by_guard"  # the SSRF guard refused the address
     INVALID_DESTINATION = "invalid_destination"  # the URL can't be requested at all
+    HANDLER_ERROR = "handler_error"  # a handler raised (its traceback is in the response)
+    RETRY_REQUESTED = "retry_requested"  # a handler raised hookway.Retry
+    REJECTED = "rejected"  # a handler raised hookway.Reject: permanent, no more attempts
+    BROKER = "broker"  # the Celery broker did not accept the task
     INTERRUPTED = "interrupted"  # the dispatcher died or stopped mid-attempt
     INTERNAL = "internal"  # a bug in Hookway (logged with its traceback)
 
@@ -66,6 +70,22 @@ class OutboundDelivery:
     # Why this attempt can't be made as the destination is configured (an env: secret
     # unset in this process): the sender fails it without sending.
     problem: str = ""
+    # Set instead of ``url`` for the other destination kinds (docs/handlers.md): a
+    # Python callable "module:function", or a Celery task name. They get the event
+    # itself, so the store adds what the sender gets as HTTP headers and body.
+    handler: str = ""
+    celery_task: str = ""
+    event_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    received_at: datetime | None = None
+
+    @property
+    def kind(self) -> Literal["http", "handler", "celery"]:
+        """Which transport makes the attempt (hookway.send.transport)."""
+        if self.handler:
+            return "handler"
+        if self.celery_task:
+            return "celery"
+        return "http"
 
 
 @dataclass(frozen=True)

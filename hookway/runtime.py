@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from hookway import conf, gate
 from hookway.config import file as config_file
+from hookway.config import registry
 from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig, new_worker_id
 from hookway.loopmonitor import MonitorTask
 
@@ -48,16 +49,21 @@ async def stop_loop_monitor() -> None:
 
 
 async def apply_config_file() -> None:
-    """Sync HOOKWAY_CONFIG into the database, if it is set; raise ConfigError if invalid."""
+    """Sync HOOKWAY_CONFIG and the ``@hookway.handler`` functions of installed apps'
+    ``hooks`` modules into the database; raise ConfigError if either is invalid."""
     path = conf.get().config_path
-    if path is None:
+    entries = registry.discover()
+    if path is None and not entries:
         return
-    config = config_file.load(path)  # validated at every start, applied once per change
-    report = await gate.async_sync_config_if_changed(config, str(path))
+    # Validated at every start, applied once per change.
+    config = config_file.load(path) if path is not None else config_file.HookwayConfig()
+    config = registry.with_registered(config, entries)
+    name = str(path) if path is not None else "@hookway.handler registrations"
+    report = await gate.async_sync_config_if_changed(config, name)
     if report is None:
-        logger.debug("config %s: unchanged since it was last applied", path)
+        logger.debug("config %s: unchanged since it was last applied", name)
     else:
-        logger.info("config %s applied: %s", path, report)
+        logger.info("config %s applied: %s", name, report)
 
 
 @dataclass(frozen=True)

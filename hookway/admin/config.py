@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from hookway import gate
+from hookway import gate, handlers
 from hookway.admin.base import (
     ManagedByFileAdmin,
     WriteOnlySecret,
@@ -171,6 +171,8 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
         fields = [
             "name",
             "url",
+            "handler",
+            "celery_task",
             "timeout_seconds",
             "max_attempts",
             "concurrency",
@@ -254,15 +256,30 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
     def clean_url(self) -> str:
         # The same rule as the config file: Django's URLField takes ftp:// and port 99999.
         url: str = self.cleaned_data["url"]
+        if not url:
+            return url  # a handler or Celery destination (clean checks there is one kind)
         problem = destination_url_problem(url)
         if problem is not None:
             raise forms.ValidationError(problem)
         return url
 
+    def clean_handler(self) -> str:
+        # The config file's rule: it must import and be callable, in this process.
+        target: str = self.cleaned_data["handler"]
+        if target:
+            try:
+                handlers.resolve(target)
+            except handlers.HandlerNotFound as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return target
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if self.errors:
             return cleaned
+        kinds = [k for k in ("url", "handler", "celery_task") if cleaned.get(k)]
+        if len(kinds) != 1:
+            raise forms.ValidationError("Set exactly one of URL, handler and Celery task.")
         # The config file's rules: one way to set Authorization.
         after = {secret.field: self.secret_after_save(secret) for secret in self.secrets}
         bearer, basic = after["bearer_token"], after["basic_auth"]
@@ -308,7 +325,7 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
         "managed",
     ]
     list_filter = ["enabled", "paused", "managed"]
-    search_fields = ["name", "url"]
+    search_fields = ["name", "url", "handler", "celery_task"]
     actions = ["pause_destinations", "resume_destinations", "enable_destinations"]
     button_actions = ("pause", "resume", "enable")
 

@@ -342,6 +342,7 @@ async def disable_destination(request: HttpRequest, name: str) -> dict[str, Any]
     response={
         200: TestOut,
         404: ErrorOut,
+        409: ErrorOut,
         502: ErrorOut,
         503: ErrorOut,
         504: ErrorOut,
@@ -350,7 +351,8 @@ async def disable_destination(request: HttpRequest, name: str) -> dict[str, Any]
     summary="Send a signed hookway.ping now and say what came back",
     description="200: a 2xx came back (status, latency). 502: another status (status, "
     "an excerpt of the body). 503: not reachable (refused, DNS, the SSRF guard; the "
-    "reason). 504: no answer within the destination's timeout. Nothing is stored.",
+    "reason). 504: no answer within the destination's timeout. 409: a handler or Celery "
+    "destination (nothing to ping over HTTP). Nothing is stored.",
 )
 async def test_destination(request: HttpRequest, name: str) -> dict[str, Any]:
     body = json.dumps(
@@ -363,6 +365,16 @@ async def test_destination(request: HttpRequest, name: str) -> dict[str, Any]:
     delivery = await gate.aping_delivery(name, body)
     if delivery is None:
         raise not_found("destination", repr(name))
+    if delivery.kind != "http":
+        # A ping would run the project's own code (or queue its task) with an event it
+        # never expects; replaying a real event to it is the test that means something.
+        target = delivery.handler or delivery.celery_task
+        raise ApiError(
+            409,
+            "not_http",
+            f"'{name}' is a {delivery.kind} destination ({target}): the test sends HTTP; "
+            "replay a stored event to it instead (POST /api/v1/events/{id}/replay)",
+        )
     client = make_client(max_connections=1)
     try:
         result = await sender.send(client, Guard.from_settings(), delivery)

@@ -6,6 +6,7 @@ nothing is half-applied: a file with one error is rejected whole.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import tomllib
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hookway import handlers
 from hookway.headers import (
     duplicate_name,
     name_problem,
@@ -55,7 +57,8 @@ class SourceConfig:
 @dataclass(frozen=True)
 class DestinationConfig:
     name: str
-    url: str
+    # Exactly one of url, handler ("module:function") and celery_task (a task name).
+    url: str = ""
     signing_secret: str = ""
     timeout_seconds: float = 15.0
     max_attempts: int = 10
@@ -68,6 +71,8 @@ class DestinationConfig:
     # literal or env:NAME (the file's { user, password } table becomes the latter).
     basic_auth: str = ""
     forward_headers: tuple[str, ...] = ()
+    handler: str = ""
+    celery_task: str = ""
 
 
 @dataclass(frozen=True)
@@ -326,6 +331,8 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
             "bearer_token",
             "basic_auth",
             "forward_headers",
+            "handler",
+            "celery_task",
         },
     )
     name = t.text("name", required=True)
@@ -333,10 +340,26 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
         raise ConfigError(
             f"{t.where}.name: {name!r} must be 1-63 lowercase letters, digits, '-' or '_'"
         )
-    url = t.text("url", required=True)
-    problem = destination_url_problem(url)
-    if problem is not None:
-        raise ConfigError(f"{t.where}.url: {problem}")
+    kinds = [key for key in ("url", "handler", "celery_task") if key in t.data]
+    if len(kinds) != 1:
+        given = " and ".join(kinds) if kinds else "none of them"
+        raise ConfigError(
+            f"{t.where}: set exactly one of url, handler, celery_task ({given} given)"
+        )
+    url = t.text("url", "")
+    handler = _handler(t)
+    celery_task = _celery_task(t)
+    if handler or celery_task:
+        http_only = [k for k in HTTP_ONLY_KEYS if k in t.data]
+        if http_only:
+            raise ConfigError(
+                f"{t.where}.{http_only[0]}: only for url destinations (this one is a "
+                f"{kinds[0].replace('_', ' ')})"
+            )
+    else:
+        problem = destination_url_problem(url)
+        if problem is not None:
+            raise ConfigError(f"{t.where}.url: {problem}")
     signing_secret = t.text("signing_secret", "")
     if signing_secret:
         _check_secret_refs(f"{t.where}.signing_secret", (signing_secret,), env)
@@ -373,7 +396,50 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
         bearer_token=bearer_token,
         basic_auth=basic_auth,
         forward_headers=_forward_headers(t),
+        handler=handler,
+        celery_task=celery_task,
     )
+
+
+# What only an HTTP request has: a handler or a Celery task gets the event itself.
+HTTP_ONLY_KEYS = ("signing_secret", "headers", "bearer_token", "basic_auth", "forward_headers")
+MAX_TARGET_LENGTH = 300  # Destination.handler's and celery_task's max_length
+
+
+def _handler(t: _Table) -> str:
+    target = t.text("handler", "")
+    if not target:
+        if "handler" in t.data:
+            raise ConfigError(f"{t.where}.handler: must not be empty")
+        return ""
+    if len(target) > MAX_TARGET_LENGTH:
+        raise ConfigError(f"{t.where}.handler: longer than {MAX_TARGET_LENGTH} characters")
+    try:
+        handlers.resolve(target)
+    except handlers.HandlerNotFound as exc:
+        raise ConfigError(f"{t.where}.handler: {exc}") from None
+    return target
+
+
+def _celery_task(t: _Table) -> str:
+    task = t.text("celery_task", "")
+    if not task:
+        if "celery_task" in t.data:
+            raise ConfigError(f"{t.where}.celery_task: must not be empty")
+        return ""
+    if len(task) > MAX_TARGET_LENGTH or not CELERY_TASK_RE.match(task):
+        raise ConfigError(
+            f"{t.where}.celery_task: {task!r} is not a task name (e.g. 'myapp.tasks.process_hook')"
+        )
+    if importlib.util.find_spec("celery") is None:
+        raise ConfigError(
+            f"{t.where}.celery_task: Celery is not installed in this environment; "
+            "install it with: pip install 'hookway[celery]'"
+        )
+    return task
+
+
+CELERY_TASK_RE = re.compile(r"^[\w.:-]+\Z")
 
 
 def _route(index: int, raw: Any) -> RouteConfig:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from hookway.config.file import HookwayConfig
+from hookway.config.file import ConfigError, HookwayConfig
 from hookway.models import (
     DISABLED_IN_FILE,
     REMOVED_FROM_FILE,
@@ -71,13 +71,16 @@ def sync(config: HookwayConfig) -> SyncReport:
             keep_disabled = (
                 current is not None
                 and current.disabled_reason.startswith("410")
-                and current.url == d.url
+                and (current.url, current.handler, current.celery_task)
+                == (d.url, d.handler, d.celery_task)
                 and d.enabled
             )
             destinations[d.name], _ = Destination.objects.update_or_create(
                 name=d.name,
                 defaults={
                     "url": d.url,
+                    "handler": d.handler,
+                    "celery_task": d.celery_task,
                     "signing_secret": d.signing_secret,
                     "timeout_seconds": d.timeout_seconds,
                     "max_attempts": d.max_attempts,
@@ -93,6 +96,15 @@ def sync(config: HookwayConfig) -> SyncReport:
             )
         keep_routes: set[int] = set()
         for r in config.routes:
+            if r.source not in sources:
+                # A decorated handler's route may name a source made in the admin.
+                found = Source.objects.filter(slug=r.source).first()
+                if found is None:
+                    raise ConfigError(
+                        f"route {r.source} -> {r.destination}: no source {r.source!r} in the "
+                        "config file or the database"
+                    )
+                sources[r.source] = found
             route, _ = Route.objects.update_or_create(
                 source=sources[r.source],
                 destination=destinations[r.destination],
@@ -112,7 +124,7 @@ def sync(config: HookwayConfig) -> SyncReport:
         )
         removed, _ = Route.objects.filter(managed=True).exclude(pk__in=keep_routes).delete()
         return SyncReport(
-            sources=len(sources),
+            sources=len([s for s in sources.values() if s.managed]),
             destinations=len(destinations),
             routes=len(keep_routes),
             disabled=disabled + removed,

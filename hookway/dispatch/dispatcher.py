@@ -43,6 +43,7 @@ from django.db import DatabaseError
 
 from hookway import conf, gate, wakeup
 from hookway.dispatch import retry
+from hookway.loopmonitor import WATCH_INTERVAL, LoopLagMonitor
 from hookway.outbound import (
     NOTIFY_CHANNEL,
     AttemptResult,
@@ -51,9 +52,9 @@ from hookway.outbound import (
     OutboundDelivery,
     Settlement,
 )
-from hookway.send import sender
 from hookway.send.client import make_client
 from hookway.send.guard import Guard
+from hookway.send.transport import Transports
 
 logger = logging.getLogger("hookway.dispatch")
 
@@ -98,6 +99,10 @@ class DispatcherConfig:
     listen_postgres: bool = True
     watch_sqlite: bool = True
     record_batch: int = 200
+    # Warn when the loop is blocked this long (hookway.loopmonitor); 0: no watch.
+    loop_lag_warn_ms: float = 200.0
+    # Celery destinations' app, "module:attribute"; None: Celery's current app.
+    celery_app: str | None = None
 
     @classmethod
     def from_settings(cls, **overrides: object) -> DispatcherConfig:
@@ -108,6 +113,8 @@ class DispatcherConfig:
             poll_interval=s.poll_interval,
             shutdown_grace=s.shutdown_grace,
             retry_schedule=s.retry_schedule,
+            loop_lag_warn_ms=s.loop_lag_warn_ms,
+            celery_app=s.celery_app,
         )
         for key, value in overrides.items():
             if value is not None:
@@ -155,6 +162,9 @@ class Dispatcher:
         self._claiming_done = asyncio.Event()
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        # What was in flight since the loop-lag watch last looked (it names them).
+        self._seen: dict[str, OutboundDelivery] = {}
+        self._transports: Transports | None = None
         self._busy: dict[int, int] = {}
         # Finished attempts not yet written, oldest first; the record task writes them in
         # batches and removes them only once the write committed.
@@ -196,6 +206,13 @@ class Dispatcher:
         cancellation propagates; a second cancellation skips the grace period."""
         client = self._client or make_client(max_connections=self.config.concurrency)
         self._client = client
+        self._transports = Transports(
+            client,
+            self.guard,
+            gate.start_in_thread,
+            wake=self._wake.set,
+            celery_app=self.config.celery_app,
+        )
         wakeup.subscribe(self._wake)
         self.running = True
         supervised = {
@@ -203,6 +220,8 @@ class Dispatcher:
             "record": self._record_loop,
             "renew": self._renew_loop,
         }
+        if self.config.loop_lag_warn_ms > 0:
+            supervised["looplag"] = self._loop_lag_loop
         if self.config.listen_postgres and _is_postgres():
             supervised["listen"] = self._listen_loop
         elif self.config.watch_sqlite and not _is_postgres():
@@ -330,7 +349,7 @@ class Dispatcher:
                         self.worker_id,
                         free,
                         self.config.lease_seconds,
-                        dict(self._busy),
+                        self._busy_now(),
                         self.held(),
                         give_up=self._stopping,
                     )
@@ -364,7 +383,18 @@ class Dispatcher:
         if not self._stopping.is_set():
             self._wake.clear()
 
+    def _busy_now(self) -> dict[int, int]:
+        """Per destination: deliveries in flight, plus calls still running on threads
+        after their attempts timed out (a thread can't be stopped; it still holds one
+        of the destination's concurrency slots until it ends)."""
+        busy = dict(self._busy)
+        if self._transports is not None:
+            for dest, n in self._transports.lingering().items():
+                busy[dest] = busy.get(dest, 0) + n
+        return busy
+
     def _start(self, delivery: OutboundDelivery) -> None:
+        self._seen[delivery.delivery_id] = delivery
         self.stats.claimed += 1
         self._busy[delivery.destination_id] = self._busy.get(delivery.destination_id, 0) + 1
         task = asyncio.create_task(
@@ -375,10 +405,10 @@ class Dispatcher:
     # -- sending ----------------------------------------------------------------------
 
     async def _deliver(self, delivery: OutboundDelivery) -> None:
-        assert self._client is not None
+        assert self._transports is not None
         try:
             try:
-                result = await sender.send(self._client, self.guard, delivery)
+                result = await self._transports.send(delivery)
             except asyncio.CancelledError:
                 self._cancelled.append(delivery.delivery_id)
                 raise
@@ -538,6 +568,35 @@ class Dispatcher:
             if name != "record" and not task.done():
                 task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    # -- loop lag -----------------------------------------------------------------------
+
+    async def _loop_lag_loop(self) -> None:
+        """Log a warning whenever this loop was blocked past ``loop_lag_warn_ms``, naming
+        the deliveries in flight meanwhile (hookway.loopmonitor)."""
+        monitor = LoopLagMonitor(
+            WATCH_INTERVAL,
+            keep=1000,
+            warn_after=self.config.loop_lag_warn_ms / 1000,
+            blame=self._in_flight_since_last_look,
+        )
+        await monitor.run(self._claiming_done)
+
+    def _in_flight_since_last_look(self) -> str:
+        seen, self._seen = self._seen, {}
+        for delivery_id in self._inflight:
+            if delivery_id in seen:
+                self._seen[delivery_id] = seen[delivery_id]
+        # Handlers first: a blocking call on the loop is most likely theirs.
+        ranked = sorted(seen.values(), key=lambda d: d.kind != "handler")
+        names = [
+            f"{d.destination_name} ({d.kind}{' ' + d.handler if d.handler else ''}, "
+            f"delivery {d.delivery_id})"
+            for d in ranked[:5]
+        ]
+        if len(seen) > 5:
+            names.append(f"and {len(seen) - 5} more deliveries")
+        return ", ".join(names)
 
     # -- SQLite: watch for other processes' commits ----------------------------------
 

@@ -55,7 +55,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# The chain for /hooks/… (see hookway.handler.IngestASGIHandler): async-only middleware.
+# The chain for /hooks/… (see hookway.asgi_handler.IngestASGIHandler): async-only middleware.
 # (Hookway's default too, when a host project sets none.)
 HOOKWAY_INGEST_MIDDLEWARE = [
     "hookway.middleware.RequestTimingMiddleware",

@@ -93,6 +93,9 @@ class _Details(NamedTuple):
     bearer_token: str
     basic_auth: str
     forward_headers: object  # JSON: a list of glob patterns
+    handler: str
+    celery_task: str
+    received_at: datetime
 
 
 def claim_due(
@@ -197,10 +200,16 @@ def claim_due(
                 "destination__bearer_token",
                 "destination__basic_auth",
                 "destination__forward_headers",
+                "destination__handler",
+                "destination__celery_task",
+                "event__received_at",
             )
         ]
-        # The sender's stored headers, only for the events whose destination forwards some.
-        forwarding = [d.event_id for d in details if d.forward_headers]
+        # The sender's stored headers, only for the events whose destination forwards some
+        # or gets the whole event (a handler, a Celery task).
+        forwarding = [
+            d.event_id for d in details if d.forward_headers or d.handler or d.celery_task
+        ]
         stored: dict[str, dict[str, object]] = (
             dict(Event.objects.filter(pk__in=forwarding).values_list("pk", "headers"))
             if forwarding
@@ -218,6 +227,9 @@ def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> Outbound
     extra = headers.resolve(
         d.headers, d.bearer_token, d.basic_auth, d.forward_headers, stored_headers
     )
+    event_headers: tuple[tuple[str, str], ...] = ()
+    if (d.handler or d.celery_task) and isinstance(stored_headers, dict):
+        event_headers = tuple((str(k), str(v)) for k, v in stored_headers.items())
     return OutboundDelivery(
         delivery_id=d.pk,
         attempt=d.attempts,
@@ -237,6 +249,10 @@ def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> Outbound
         basic_auth=extra.basic_auth,
         forwarded_headers=extra.forwarded_headers,
         problem=extra.problem,
+        handler=d.handler,
+        celery_task=d.celery_task,
+        event_headers=event_headers,
+        received_at=d.received_at,
     )
 
 
@@ -260,12 +276,15 @@ def ping(name: str, body: bytes) -> OutboundDelivery | None:
             "headers",
             "bearer_token",
             "basic_auth",
+            "handler",
+            "celery_task",
         )
         .first()
     )
     if row is None:
         return None
-    pk, name, url, signing_secret, timeout, max_attempts, static, bearer, basic = row
+    pk, name, url, signing_secret, timeout, max_attempts, static, bearer, basic, *kind = row
+    handler, celery_task = kind
     details = _Details(
         pk=ids.delivery_id(),
         attempts=1,
@@ -285,6 +304,9 @@ def ping(name: str, body: bytes) -> OutboundDelivery | None:
         bearer_token=bearer,
         basic_auth=basic,
         forward_headers=[],  # a ping has no sender's headers to forward
+        handler=handler,
+        celery_task=celery_task,
+        received_at=db_now(),
     )
     return _outbound(details, None)
 

@@ -51,3 +51,30 @@ def test_the_admin_accepts_a_destination_url_with_a_valid_port(admin_client):
 
     assert response.status_code == 302, response.content[:2000]
     assert Destination.objects.get(name="ci").url == "https://ci.example.com:8443/hooks"
+
+
+def test_the_admin_adds_a_handler_destination_without_a_url(admin_client):
+    response = admin_client.post(ADD, {**form(""), "handler": "tests.handler_funcs:on_push"})
+
+    assert response.status_code == 302, response.content[:2000]
+    destination = Destination.objects.get(name="ci")
+    assert (destination.url, destination.handler) == ("", "tests.handler_funcs:on_push")
+    assert destination.kind == "handler"
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({}, "Set exactly one of URL, handler and Celery task."),
+        ({"url": "https://ci.example.com/", "celery_task": "t.x"}, "Set exactly one of URL"),
+        ({"handler": "tests.handler_funcs:nope"}, "has no attribute &#x27;nope&#x27;"),
+    ],
+)
+def test_the_admin_refuses_a_destination_with_no_kind_several_or_a_missing_handler(
+    admin_client, extra, problem
+):
+    response = admin_client.post(ADD, {**form(""), **extra})
+
+    assert response.status_code == 200
+    assert problem in response.content.decode()
+    assert not Destination.objects.filter(name="ci").exists()

@@ -15,6 +15,7 @@ import pytest
 
 from hookway.models import Attempt, Delivery, Destination, Event
 from hookway.send import signing
+from tests import handler_funcs
 from tests.conftest import free_port
 from tests.integration.apidata import key
 from tests.receivers import Receiver, Reply
@@ -64,6 +65,7 @@ async def test_a_2xx_is_200_with_status_and_latency_and_the_ping_is_signed(
     # Nothing is stored: a test is not an event.
     assert await Event.objects.acount() == await Delivery.objects.acount() == 0
     assert await Attempt.objects.acount() == 0
+    assert handler_funcs.book.calls == []
 
 
 async def test_an_error_status_is_502_with_the_status_and_an_excerpt(
@@ -126,3 +128,25 @@ async def test_an_unknown_destination_is_404(client: httpx.AsyncClient) -> None:
     response = await send_test(client)
 
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields"),
+    [
+        ("handler", {"handler": "tests.handler_funcs:on_push"}),
+        ("celery", {"celery_task": "tests.celery_app.record_event"}),
+    ],
+)
+async def test_a_handler_or_celery_destination_is_409_and_nothing_runs(
+    client: httpx.AsyncClient, kind: str, fields: dict[str, str]
+) -> None:
+    handler_funcs.reset()
+    await Destination.objects.acreate(name="ci", url="", **fields)
+
+    response = await send_test(client)
+
+    assert response.status_code == 409
+    assert response.json()["error"] == "not_http"
+    assert f"a {kind} destination" in response.json()["detail"]
+    assert await Attempt.objects.acount() == 0
+    assert handler_funcs.book.calls == []

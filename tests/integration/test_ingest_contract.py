@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from hookway import gate
-from hookway.handler import capped_receive
+from hookway.asgi_handler import capped_receive
 from hookway.ingest.views import BODY_TOO_LARGE
 from hookway.models import Delivery, Destination, Event, Route
 from tests.integration.conftest import SECRETS

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from hookway import gate
 from hookway.asgi import application
-from hookway.handler import header_problem
+from hookway.asgi_handler import header_problem
 from hookway.models import Delivery, Event, Source
 from hookway.store.errors import SourceGone, Unstorable
 from hookway.store.events import IncomingEvent, StoredEvent

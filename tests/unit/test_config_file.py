@@ -344,12 +344,18 @@ def test_an_unknown_key_in_a_destination_is_named():
     assert "destinations[0]: unknown key 'retries'" in message
 
 
-@pytest.mark.parametrize("missing", ["name", "url"])
-def test_a_destination_without_a_name_or_url_is_an_error(missing: str):
+@pytest.mark.parametrize(
+    ("missing", "expected"),
+    [
+        ("name", "destinations[1].name: required"),
+        ("url", "destinations[1]: set exactly one of url, handler, celery_task (none of them"),
+    ],
+)
+def test_a_destination_without_a_name_or_url_is_an_error(missing: str, expected: str):
     lines = {"name": 'name = "d"', "url": 'url = "https://x.test/"'}
     del lines[missing]
     message = parse_error(GOOD_DESTINATION + destination("\n".join(lines.values())))
-    assert f"destinations[1].{missing}: required" in message
+    assert expected in message
 
 
 def test_a_destination_name_follows_the_slug_rule():
@@ -706,3 +712,64 @@ def test_an_unknown_key_in_a_route_is_named():
 def test_route_events_must_be_non_empty_strings(events: str):
     message = parse_error(routes(f'source = "a"\ndestination = "d"\nevents = {events}'))
     assert "routes[0].events: expected a string or a list of strings" in message
+
+
+# -- handler and Celery destinations (docs/handlers.md) ---------------------------------
+
+
+def test_a_handler_destination_needs_no_url():
+    config = parse(destination('name = "h"\nhandler = "tests.handler_funcs:on_push"'))
+    [d] = config.destinations
+    assert (d.url, d.handler, d.celery_task) == ("", "tests.handler_funcs:on_push", "")
+
+
+def test_a_celery_destination_names_its_task():
+    config = parse(destination('name = "c"\ncelery_task = "myapp.tasks.process_hook"'))
+    [d] = config.destinations
+    assert (d.url, d.handler, d.celery_task) == ("", "", "myapp.tasks.process_hook")
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        'url = "https://x.test/"\nhandler = "tests.handler_funcs:on_push"',
+        'handler = "tests.handler_funcs:on_push"\ncelery_task = "t.x"',
+    ],
+)
+def test_a_destination_sets_exactly_one_kind(keys: str):
+    message = parse_error(destination(f'name = "d"\n{keys}'))
+    assert "destinations[0]: set exactly one of url, handler, celery_task" in message
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("tests.handler_funcs:nope", "tests.handler_funcs has no attribute 'nope'"),
+        ("tests.no_such_module:fn", "can't import tests.no_such_module"),
+        ("tests.handler_funcs:not_callable", "not_callable is not callable"),
+        ("tests.handler_funcs.on_push", "expected 'module:attribute'"),
+    ],
+)
+def test_a_handler_that_cannot_be_imported_is_named(target: str, expected: str):
+    message = parse_error(destination(f'name = "h"\nhandler = "{target}"'))
+    assert f"destinations[0].handler: handler {target!r}" in message
+    assert expected in message
+
+
+def test_http_only_keys_are_refused_on_a_handler():
+    message = parse_error(
+        destination('name = "h"\nhandler = "tests.handler_funcs:on_push"\nbearer_token = "t"')
+    )
+    assert "destinations[0].bearer_token: only for url destinations" in message
+
+
+def test_a_celery_destination_without_celery_installed_is_refused(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "celery" else real(name, *a)
+    )
+    message = parse_error(destination('name = "c"\ncelery_task = "myapp.tasks.process_hook"'))
+    assert "destinations[0].celery_task: Celery is not installed" in message
+    assert "hookway[celery]" in message

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from hookway import conf, gate
 from hookway.config import file as config_file
+from hookway.config import registry
 
 
 class Command(BaseCommand):
@@ -26,7 +27,8 @@ class Command(BaseCommand):
             raise CommandError("no config file: pass a path or set HOOKWAY_CONFIG")
         path = Path(raw)
         try:
-            config = config_file.load(path)
+            # Decorated handlers (docs/handlers.md) are synced with the file's entries.
+            config = registry.with_registered(config_file.load(path), registry.discover())
         except config_file.ConfigError as exc:
             raise CommandError(str(exc)) from None
         if options["check"]:
