@@ -1,12 +1,10 @@
 import os
 
-import django
+from django.core.asgi import get_asgi_application
+
+import hookway.asgi
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
-django.setup(set_prefix=False)
-
-from hookway.asgi_handler import HookwayASGIHandler  # noqa: E402
-from hookway.lifespan import LifespanApp  # noqa: E402
-from hookway.runtime import shutdown, startup  # noqa: E402
-
-application = LifespanApp(HookwayASGIHandler(), startup=startup, shutdown=shutdown)
+# Hookway in front of the project: its fast ingest path for /hooks/…, and the lifespan
+# that starts and stops the dispatcher; everything else reaches Django unchanged.
+application = hookway.asgi.wrap(get_asgi_application())

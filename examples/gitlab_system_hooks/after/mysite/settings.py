@@ -1,8 +1,6 @@
 import os
 from pathlib import Path
 
-from hookway import conf
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ["SECRET_KEY"]
@@ -13,7 +11,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "systemhooks",
-    "hookway.apps.HookwayConfig",
+    "hookway",
 ]
 MIDDLEWARE = []
 ROOT_URLCONF = "mysite.urls"
@@ -29,9 +27,7 @@ DATABASES = {
         },
     }
 }
-HOOKWAY = conf.load()  # HOOKWAY_CONFIG=hookway.toml and the rest from the environment
+# Hookway's settings (docs/django-app.md): its config file; the rest keeps its defaults.
+HOOKWAY = {"CONFIG": BASE_DIR / "hookway.toml"}
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# Hookway's ingest path (/hooks/…) skips the project's middleware: this list runs instead.
-HOOKWAY_INGEST_MIDDLEWARE = []
-STATIC_URL = "static/"

@@ -1,7 +1,5 @@
-from django.urls import re_path
-
-from hookway.ingest.views import receive_hook
+from django.urls import include, path
 
 urlpatterns = [
-    re_path(r"^hooks/(?P<slug>[^/]+)/?$", receive_hook),
+    path("hooks/", include("hookway.urls")),  # POST /hooks/gitlab, as before
 ]
