@@ -3,7 +3,7 @@
 webhooks received through the fast path (a real uvicorn, the project's ASGI app
 wrapped) and through the plain Django view (the test client, no wrapping), an event
 published in a transaction, and all of it delivered to a real local receiver by
-``manage.py dispatch --until-empty``."""
+``manage.py dispatch --until-empty``, a handler function of the project's included."""
 
 from __future__ import annotations
 
@@ -111,6 +111,26 @@ destination = "worker"
 source = "orders"
 destination = "worker"
 events = ["order.*"]
+
+[[destinations]]
+name = "audit"
+handler = "shop.audit:record"
+
+[[routes]]
+source = "orders"
+destination = "audit"
+"""
+
+# A handler destination: the project's own function, run by the dispatcher, using the ORM.
+AUDIT = """
+import hookway
+from django.contrib.auth.models import Group
+
+
+def record(event: hookway.HandlerEvent) -> None:
+    groups = sorted(Group.objects.values_list("name", flat=True))
+    with open("handled.log", "a") as log:
+        log.write(f"{event.event_name} {event.payload['order']} attempt={event.attempt} {groups}\\n")
 """
 
 # The plain Django path: the project's own URLconf and view, no wrapping, test client.
@@ -183,6 +203,7 @@ def test_a_fresh_project_with_hookway_receives_publishes_and_delivers(venv: Path
             )
         )
         (project / "hookway.toml").write_text(CONFIG.format(url=receiver.url("/worker")))
+        (project / "shop" / "audit.py").write_text(AUDIT)
         python = str(bin_ / "python")
 
         # The wheel's hookway, not this checkout's.
@@ -248,5 +269,8 @@ def test_a_fresh_project_with_hookway_receives_publishes_and_delivers(venv: Path
         )
         names = sorted(r.headers["x-hookway-event"] for r in receiver.received())
         assert names == ["order.paid", "project_create", "tag_push"]
+        # The handler ran once, for the committed order only, and saw its transaction's row.
+        handled = (project / "handled.log").read_text().splitlines()
+        assert handled == ["order.paid paid attempt=1 ['paid']"]
     finally:
         receiver.stop()
