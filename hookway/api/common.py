@@ -4,15 +4,21 @@ entries the config file manages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
+from django.db.models import QuerySet
 from ninja import Schema
 from pydantic import Field
 
 from hookway import conf, gate
 from hookway.api.errors import ApiError
+from hookway.models import Delivery, Event
 from hookway.secrets import fingerprint, resolve_secret
 from hookway.store import browse
+
+Row = TypeVar("Row", Event, Delivery)
 
 
 class ErrorOut(Schema):
@@ -33,6 +39,26 @@ class PageParams(Schema):
 
     cursor: str | None = Field(None, max_length=200, description="The previous page's `next`.")
     limit: int = Field(browse.DEFAULT_LIMIT, ge=1, le=browse.MAX_LIMIT)
+
+
+async def keyset_page(
+    rows: QuerySet[Row], paging: PageParams, item: Callable[[Row], dict[str, Any]]
+) -> dict[str, Any]:
+    """One page of ``rows`` (newest first, hookway.store.browse) after ``paging.cursor``:
+    ``{"items": [...], "next": cursor or None}``; 400 for a cursor of another list. One
+    row more than the page is read, to know whether another page follows."""
+    try:
+        rows = browse.after(rows, paging.cursor)
+    except browse.BadCursor as exc:
+        raise ApiError(400, "bad_cursor", f"cursor: {exc}") from None
+    size = browse.page_size(paging.limit)
+    page = [row async for row in rows[: size + 1]]
+    more = len(page) > size
+    page = page[:size]
+    return {
+        "items": [item(row) for row in page],
+        "next": browse.cursor_of(page[-1]) if more else None,
+    }
 
 
 def aware(when: datetime | None) -> datetime | None:

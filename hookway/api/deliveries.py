@@ -13,7 +13,14 @@ from pydantic import Field
 
 from hookway import gate
 from hookway.api.auth import WRITE
-from hookway.api.common import READ_ERRORS, WRITE_ERRORS, ErrorOut, PageParams, aware
+from hookway.api.common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ErrorOut,
+    PageParams,
+    aware,
+    keyset_page,
+)
 from hookway.api.errors import ApiError
 from hookway.api.filters import ApiState, api_state
 from hookway.models import Delivery
@@ -148,18 +155,7 @@ async def list_deliveries(
     filters: Query[DeliveryFilters],
     paging: Query[PageParams],
 ) -> dict[str, Any]:
-    try:
-        rows = browse.after(browse.deliveries(_query(filters)), paging.cursor)
-    except browse.BadCursor as exc:
-        raise ApiError(400, "bad_cursor", f"cursor: {exc}") from None
-    size = browse.page_size(paging.limit)
-    page = [delivery async for delivery in rows[: size + 1]]
-    more = len(page) > size
-    page = page[:size]
-    return {
-        "items": [item(d) for d in page],
-        "next": browse.cursor_of(page[-1]) if more else None,
-    }
+    return await keyset_page(browse.deliveries(_query(filters)), paging, item)
 
 
 @router.post(

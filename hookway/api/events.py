@@ -14,7 +14,14 @@ from pydantic import Field
 
 from hookway import gate
 from hookway.api.auth import WRITE
-from hookway.api.common import READ_ERRORS, WRITE_ERRORS, ErrorOut, PageParams, aware
+from hookway.api.common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ErrorOut,
+    PageParams,
+    aware,
+    keyset_page,
+)
 from hookway.api.deliveries import ReplayOut, replay_answer
 from hookway.api.errors import ApiError, not_found
 from hookway.api.filters import ApiState, EventFilters, api_state
@@ -190,18 +197,7 @@ async def list_events(
         delivery_id=filters.delivery_id,
         id=filters.id,
     )
-    try:
-        rows = browse.after(browse.events(query), paging.cursor)
-    except browse.BadCursor as exc:
-        raise ApiError(400, "bad_cursor", f"cursor: {exc}") from None
-    size = browse.page_size(paging.limit)
-    page = [event async for event in rows[: size + 1]]
-    more = len(page) > size
-    page = page[:size]
-    return {
-        "items": [summary(event) for event in page],
-        "next": browse.cursor_of(page[-1]) if more else None,
-    }
+    return await keyset_page(browse.events(query), paging, summary)
 
 
 @router.get(
