@@ -388,21 +388,7 @@ def _server(url: str, work: Path) -> Iterator[str]:
         "HOOKWAY_DEMO": os.environ.get("HOOKWAY_DEMO", "true"),
     }
     env.pop("HOOKWAY_CONFIG", None)
-    cmd = [
-        common.PYTHON,
-        "-m",
-        "uvicorn",
-        "hookway.asgi:application",
-        "--host",
-        common.HOST,
-        "--port",
-        str(port),
-        "--lifespan",
-        "on",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    cmd = common.hookway_uvicorn(port, "--log-level", "warning")
     with common.Server("admin-server", cmd, env=env, logdir=work) as server:
         base = f"http://{common.HOST}:{port}"
         server.wait_http(base + "/healthz", timeout=60)

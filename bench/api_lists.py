@@ -98,8 +98,9 @@ def fill(path: Path, events: int) -> None:
             "INSERT INTO hookway_destination (name, url, signing_secret, timeout_seconds, "
             "max_attempts, concurrency, enabled, disabled_reason, paused, paused_reason, "
             "headers, bearer_token, basic_auth, forward_headers, managed, created_at, "
-            "updated_at) VALUES (?, 'https://example.com/', '', 15, 10, 20, 1, '', 0, '', "
-            "'{}', '', '', '[]', 0, ?, ?)",
+            "updated_at, failures_in_a_row, handler, celery_task) "
+            "VALUES (?, 'https://example.com/', '', 15, 10, 20, 1, '', 0, '', "
+            "'{}', '', '', '[]', 0, ?, ?, 0, '', '')",
             [name, now, now],
         )
     source_ids = [r[0] for r in db.execute("SELECT id FROM hookway_source ORDER BY slug")]
@@ -315,21 +316,7 @@ def run(quick: bool) -> common.Result:
     )
     rows: list[list[Any]] = []
     targets: list[common.Target] = []
-    cmd = [
-        common.PYTHON,
-        "-m",
-        "uvicorn",
-        "hookway.asgi:application",
-        "--host",
-        common.HOST,
-        "--port",
-        str(port),
-        "--lifespan",
-        "on",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    cmd = common.hookway_uvicorn(port, "--log-level", "warning")
     try:
         with common.Server("hookway-api", cmd, env=env, logdir=work) as server:
             server.wait_http(f"http://{common.HOST}:{port}/healthz")

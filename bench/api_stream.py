@@ -115,10 +115,7 @@ def run(quick: bool) -> common.Result:
     key = out.strip().splitlines()[-1]
     port = common.free_port()
     base = f"http://{common.HOST}:{port}"
-    cmd = [
-        common.PYTHON, "-m", "uvicorn", "hookway.asgi:application",
-        "--host", common.HOST, "--port", str(port), "--lifespan", "on", "--no-access-log",
-    ]  # fmt: skip
+    cmd = common.hookway_uvicorn(port)
     body = json.dumps({"event_name": "push", "pad": "x" * 990}).encode()
     results: dict[str, list[common.WrkResult]] = {"none": [], "with": []}
     with common.Server("hookway", cmd, env=env, logdir=work) as server:

@@ -134,6 +134,15 @@ def versions() -> dict[str, str]:
 # --------------------------------------------------------------------------- processes
 
 
+def hookway_uvicorn(port: int, *extra: str) -> list[str]:
+    """The command that serves Hookway as ``make run`` does (one uvicorn process, the
+    lifespan on, no access log), on ``port``, with ``extra`` uvicorn options."""
+    return [
+        PYTHON, "-m", "uvicorn", "hookway.asgi:application", "--host", HOST,
+        "--port", str(port), "--lifespan", "on", "--no-access-log", *extra,
+    ]  # fmt: skip
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -345,7 +345,8 @@ def hookway_paced_embedded(setup: HookwaySetup, sizes: Sizes) -> tuple[Run, dict
 
 
 def hookway_paced_standalone(setup: HookwaySetup, run: Run, sizes: Sizes) -> Run:
-    env, folder = setup.fresh(DELAY_MS, sizes.hookway_concurrency)
+    # INFO: the worker is ready once it logs "running" (a delivered attempt logs nothing).
+    env, folder = setup.fresh(DELAY_MS, sizes.hookway_concurrency, HOOKWAY_LOG_LEVEL="INFO")
     worker = Server(
         "dispatch-paced",
         dispatch_cmd(sizes.hookway_concurrency, until_empty=False),

@@ -208,23 +208,9 @@ def run_hookway(
         "--delay-ms",
         str(seconds * 1000),
     ]
-    hookway_cmd = [
-        common.PYTHON,
-        "-m",
-        "uvicorn",
-        "hookway.asgi:application",
-        "--host",
-        common.HOST,
-        "--port",
-        str(port),
-        "--lifespan",
-        "on",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--timeout-graceful-shutdown",
-        "5",
-    ]
+    hookway_cmd = common.hookway_uvicorn(
+        port, "--log-level", "warning", "--timeout-graceful-shutdown", "5"
+    )
     with (
         common.Server("receiver", receiver_cmd, logdir=work) as receiver,
         common.Server("hookway", hookway_cmd, env=env, logdir=work) as server,
