@@ -27,7 +27,9 @@ GITLAB_TOKEN = "glpat-django-app-test"
 
 
 def uv() -> list[str]:
-    found = shutil.which("uv")
+    """uv: the one running these tests (``uv run`` says where in $UV, and its PATH puts
+    the project's virtualenv, which has no uv module, first), else one on PATH."""
+    found = os.environ.get("UV") or shutil.which("uv")
     return [found] if found else ["python3", "-m", "uv"]
 
 
