@@ -162,6 +162,8 @@ class Dispatcher:
         self._claiming_done = asyncio.Event()
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        # Deliveries that ran out of attempts, until their result is written (and said).
+        self._dying: dict[str, OutboundDelivery] = {}
         # What was in flight since the loop-lag watch last looked (it names them).
         self._seen: dict[str, OutboundDelivery] = {}
         self._transports: Transports | None = None
@@ -427,7 +429,12 @@ class Dispatcher:
             settlement = self._settle(delivery, result)
             self._outbox.append(settlement)
             self._outbox_changed.set()
-            _log_outcome(delivery, settlement)
+            if settlement.state == DeliveryState.DEAD:
+                # Said once it is written: the store keeps a delivery of a paused or
+                # disabled destination pending instead (record_attempts says which).
+                self._dying[delivery.delivery_id] = delivery
+            else:
+                _log_outcome(delivery, settlement)
         finally:
             self._inflight.pop(delivery.delivery_id, None)
             left = self._busy.get(delivery.destination_id, 1) - 1
@@ -479,6 +486,12 @@ class Dispatcher:
             )
             if written is None:
                 return  # shutting down and the database still fails: see _shutdown
+            for settlement in batch:
+                dying = self._dying.pop(settlement.result.delivery_id, None)
+                if dying is not None:
+                    _log_outcome(
+                        dying, settlement, kept_pending=settlement.result.delivery_id in written
+                    )
             del self._outbox[: len(batch)]
             self._outbox_changed.set()
 
@@ -653,7 +666,9 @@ class Dispatcher:
                 await asyncio.sleep(delay)
 
 
-def _log_outcome(delivery: OutboundDelivery, settlement: Settlement) -> None:
+def _log_outcome(
+    delivery: OutboundDelivery, settlement: Settlement, *, kept_pending: bool = False
+) -> None:
     """One structured line per failed attempt (WARNING), dead delivery and disabled
     destination (ERROR), so failures are seen without opening the admin."""
     r = settlement.result
@@ -678,6 +693,11 @@ def _log_outcome(delivery: OutboundDelivery, settlement: Settlement) -> None:
             datetime.now(UTC) + timedelta(seconds=settlement.retry_in)
         ).isoformat(timespec="seconds")
         logger.warning(json.dumps(fields, ensure_ascii=True))
+    elif kept_pending:
+        # Out of attempts while its destination is paused or disabled: it waits.
+        fields["event"] = "delivery_waiting"
+        fields["reason"] = "destination paused or disabled: kept pending until it is back"
+        logger.warning(json.dumps(fields, ensure_ascii=True))
     else:
         fields["event"] = "delivery_dead"
         fields["reason"] = settlement.note
@@ -696,9 +716,9 @@ def _log_outcome(delivery: OutboundDelivery, settlement: Settlement) -> None:
         )
 
 
-async def _write_batch(worker: str, batch: list[Settlement]) -> bool:
-    await gate.arecord_attempts(worker, batch)
-    return True
+async def _write_batch(worker: str, batch: list[Settlement]) -> set[str]:
+    """Record ``batch``; the deliveries kept pending rather than dead (record_attempts)."""
+    return await gate.arecord_attempts(worker, batch)
 
 
 def _is_postgres() -> bool:

@@ -461,7 +461,7 @@ def _spare_waiting(settlements: Sequence[Settlement]) -> list[Settlement]:
     return spared
 
 
-def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
+def record_attempts(worker: str, settlements: Sequence[Settlement]) -> set[str]:
     """Write finished attempts and move their deliveries on, in one transaction (a group
     commit: one fsync for the whole batch).
 
@@ -474,6 +474,9 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
     Two prepared statements run once per batch (``executemany``) rather than two ORM
     updates per attempt: this runs on a thread that shares the GIL with the dispatcher's
     event loop, and building queries one by one was most of its Python time.
+
+    Returns the ids of deliveries that ran out of attempts but were kept pending, their
+    destination being paused or disabled (see _spare_waiting): not dead.
     """
     adapt = connection.ops.adapt_datetimefield_value
     with transaction.atomic(), connection.cursor() as cursor:
@@ -489,6 +492,7 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
             holding = holding.select_for_update()
         held = set(holding.values_list("pk", "attempts"))
         settlements = _spare_waiting(settlements)
+        spared = {s.result.delivery_id for s in settlements if s.note == SPARED}
         attempt_rows: list[_AttemptUpdate] = []
         delivery_rows: list[_DeliveryUpdate] = []
         disable: set[int] = set()
@@ -549,6 +553,7 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> None:
             )
             # .update() sends no signal: drop this process's cached routes now.
             transaction.on_commit(clear_route_cache)
+    return spared
 
 
 def release(worker: str, delivery_ids: Sequence[str], reason: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import threading
@@ -120,8 +121,9 @@ async def test_a_running_dispatcher_sees_a_pause_and_a_resume_made_by_another_pr
 
 
 async def test_a_delivery_in_flight_when_its_destination_is_paused_finishes_and_is_not_dead(
-    client, receiver
+    client, receiver, caplog
 ):
+    caplog.set_level(logging.INFO, "hookway.dispatch")
     arrived = threading.Event()
 
     def behaviour(request: Received, n: int) -> Reply:
@@ -144,6 +146,13 @@ async def test_a_delivery_in_flight_when_its_destination_is_paused_finishes_and_
     assert (attempt.outcome, attempt.status_code) == ("retry", 500)
     assert SPARED in attempt.error
     assert len(target.received()) == 1
+    # ...and the log says so: not "dead".
+    said = [
+        (r.levelname, json.loads(r.getMessage())["event"])
+        for r in caplog.records
+        if r.name == "hookway.dispatch" and r.getMessage().startswith("{")
+    ]
+    assert said == [("WARNING", "delivery_waiting")]
 
     await gate.aresume_destination("d")
     await run()
