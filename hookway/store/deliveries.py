@@ -227,6 +227,12 @@ def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> Outbound
     extra = headers.resolve(
         d.headers, d.bearer_token, d.basic_auth, d.forward_headers, stored_headers
     )
+    # A signing secret that names an unset variable fails the attempt, with its name:
+    # sending unsigned would pass a receiver that doesn't check and confuse one that does.
+    signing_secret = resolve_secret(d.signing_secret) if d.signing_secret else None
+    problem = extra.problem
+    if d.signing_secret and signing_secret is None and not problem:
+        problem = f"signing_secret: environment variable {d.signing_secret[4:]} is not set or empty"
     event_headers: tuple[tuple[str, str], ...] = ()
     if (d.handler or d.celery_task) and isinstance(stored_headers, dict):
         event_headers = tuple((str(k), str(v)) for k, v in stored_headers.items())
@@ -239,7 +245,7 @@ def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> Outbound
         destination_id=d.destination_id,
         destination_name=d.destination_name,
         url=d.url,
-        signing_secret=resolve_secret(d.signing_secret) if d.signing_secret else None,
+        signing_secret=signing_secret,
         timeout=d.timeout,
         max_attempts=d.max_attempts,
         body=bytes(d.body),
@@ -248,7 +254,7 @@ def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> Outbound
         bearer_token=extra.bearer_token,
         basic_auth=extra.basic_auth,
         forwarded_headers=extra.forwarded_headers,
-        problem=extra.problem,
+        problem=problem,
         handler=d.handler,
         celery_task=d.celery_task,
         event_headers=event_headers,

@@ -103,12 +103,13 @@ async def test_basic_auth_with_a_password_from_the_environment(client, receiver,
     )
 
 
+@pytest.mark.parametrize("field", ["bearer_token", "signing_secret"])
 async def test_an_unset_env_secret_kills_the_delivery_with_its_name_and_sends_nothing(
-    client, receiver, monkeypatch
+    client, receiver, monkeypatch, field
 ):
     monkeypatch.delenv("HOOKWAY_TEST_NO_SUCH", raising=False)
     consumer = receiver()
-    await gitlab_to(url=consumer.url(), bearer_token="env:HOOKWAY_TEST_NO_SUCH")
+    await gitlab_to(url=consumer.url(), **{field: "env:HOOKWAY_TEST_NO_SUCH"})
     await push(client)
 
     stats = await run()
@@ -120,5 +121,5 @@ async def test_an_unset_env_secret_kills_the_delivery_with_its_name_and_sends_no
     attempt = await Attempt.objects.aget(delivery=delivery)
     assert attempt.error_kind == "invalid_destination"
     assert attempt.error.startswith(
-        "not sent: bearer_token: environment variable HOOKWAY_TEST_NO_SUCH is not set or empty"
+        f"not sent: {field}: environment variable HOOKWAY_TEST_NO_SUCH is not set or empty"
     )
