@@ -47,7 +47,10 @@ EXCERPT = 2000
 
 class DestinationOut(Schema):
     name: str
-    url: str = Field(description="A password in the URL is shown as ***.")
+    kind: str = Field(description='"http", "handler" or "celery" (docs/handlers.md).')
+    url: str = Field(description="A password in the URL is shown as ***; empty for the others.")
+    handler: str = Field(description='A handler destination\'s "module:function".')
+    celery_task: str = Field(description="A Celery destination's task name.")
     timeout_seconds: float
     max_attempts: int
     concurrency: int
@@ -137,7 +140,10 @@ def destination_out(row: Destination) -> dict[str, Any]:
     headers = row.headers if isinstance(row.headers, dict) else {}
     return {
         "name": row.name,
-        "url": _shown_url(row.url),
+        "kind": "handler" if row.handler else "celery" if row.celery_task else "http",
+        "url": _shown_url(row.url) if row.url else "",
+        "handler": row.handler,
+        "celery_task": row.celery_task,
         "timeout_seconds": row.timeout_seconds,
         "max_attempts": row.max_attempts,
         "concurrency": row.concurrency,

@@ -65,7 +65,6 @@ async def test_a_2xx_is_200_with_status_and_latency_and_the_ping_is_signed(
     # Nothing is stored: a test is not an event.
     assert await Event.objects.acount() == await Delivery.objects.acount() == 0
     assert await Attempt.objects.acount() == 0
-    assert handler_funcs.book.calls == []
 
 
 async def test_an_error_status_is_502_with_the_status_and_an_excerpt(
@@ -150,3 +149,9 @@ async def test_a_handler_or_celery_destination_is_409_and_nothing_runs(
     assert f"a {kind} destination" in response.json()["detail"]
     assert await Attempt.objects.acount() == 0
     assert handler_funcs.book.calls == []
+    shown = await client.get("/api/v1/destinations/ci", headers=await key("read", name="reader"))
+    assert shown.json()["kind"] == kind
+    assert shown.json()["url"] == ""
+    assert shown.json()["handler" if kind == "handler" else "celery_task"] == next(
+        iter(fields.values())
+    )
