@@ -240,6 +240,13 @@ async def update_destination(
     row = await _get(name)
     if row.managed:
         raise entry_error(gate.Managed(f"destination '{name}'"))
+    if row.handler or row.celery_task:
+        raise ApiError(
+            409,
+            "not_http",
+            f"'{name}' runs {row.handler or row.celery_task}: a handler or Celery "
+            "destination is changed in hookway.toml or the admin, not over the API",
+        )
     table = _table(row)
     changes = body.dict(exclude_unset=True)
     table.update({key: value for key, value in changes.items() if value is not None})

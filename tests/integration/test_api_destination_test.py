@@ -155,3 +155,8 @@ async def test_a_handler_or_celery_destination_is_409_and_nothing_runs(
     assert shown.json()["handler" if kind == "handler" else "celery_task"] == next(
         iter(fields.values())
     )
+    edited = await client.patch(
+        "/api/v1/destinations/ci", json={"timeout_seconds": 5}, headers=await key("write")
+    )
+    assert edited.status_code == 409
+    assert edited.json()["error"] == "not_http"
