@@ -12,7 +12,7 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/hookway
 
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-install bench-smoke drill superuser
+.PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-install bench-smoke drill superuser api-key
 
 help:
 	@echo "make run    set everything up and serve Hookway on http://$(HOST):$(PORT)"
@@ -27,7 +27,7 @@ install:
 
 # The demo (and its admin login) may use Hookway's development SECRET_KEY when none is set;
 # anything else refuses to start without one (docs/configuration.md).
-run superuser: export HOOKWAY_DEMO ?= true
+run superuser api-key: export HOOKWAY_DEMO ?= true
 # The demo config unless HOOKWAY_CONFIG names the operator's own file.
 run: export HOOKWAY_CONFIG := $(or $(HOOKWAY_CONFIG),var/demo.toml)
 run: export HOOKWAY_ALLOW_PRIVATE_DESTINATIONS ?= true
@@ -51,6 +51,12 @@ superuser: install
 	else \
 		$(RUN) python manage.py createsuperuser; \
 	fi
+
+# An operator API key for the server `make run` serves (docs/api.md): printed alone on the
+# last line. NAME names what uses it; SCOPE is read (the default) or write.
+api-key: install
+	@$(RUN) python manage.py migrate --no-input -v0
+	@$(RUN) python manage.py create_api_key "$(or $(NAME),make-api-key)" --scope "$(or $(SCOPE),read)"
 
 lint: install
 	$(RUN) ruff format --check .

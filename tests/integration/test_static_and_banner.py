@@ -92,6 +92,15 @@ def test_the_banner_shows_the_configured_sources_and_a_curl_that_works(monkeypat
     assert "create_api_key" in text
 
 
+def test_in_demo_mode_the_banner_gives_the_make_target_for_an_api_key(monkeypatch, db, settings):
+    from hookway import conf
+
+    settings.SECRET_KEY = conf.DEVELOPMENT_SECRET_KEY  # what `make run` runs with
+    text = banner(monkeypatch, None)
+    assert "(a key: make api-key NAME=me)" in text
+    assert "development SECRET_KEY (demo mode)" in text
+
+
 def test_without_a_config_file_the_banner_lists_the_databases_sources(monkeypatch, db):
     Source.objects.create(slug="inbox", verify="none")
     text = banner(monkeypatch, None)

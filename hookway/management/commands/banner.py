@@ -40,11 +40,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         base = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
         origin, sources = _configured_sources()
+        # Under `make run` (demo mode) the make targets carry the demo's settings along.
+        demo = settings.SECRET_KEY == conf.DEVELOPMENT_SECRET_KEY
+        make_key = "make api-key NAME=me" if demo else "./manage.py create_api_key NAME"
         lines = [
             "",
             f"Hookway is starting on {base}",
             f"  admin    {base}/admin/            (create a login: make superuser)",
-            f"  api      {base}/api/v1/docs       (a key: ./manage.py create_api_key NAME)",
+            f"  api      {base}/api/v1/docs       (a key: {make_key})",
             f"  health   {base}/healthz  {base}/readyz",
             "",
         ]
@@ -61,7 +64,7 @@ class Command(BaseCommand):
         if example:
             lines += ["", *example]
         self.stdout.write("\n".join(lines) + "\n")
-        if settings.SECRET_KEY == conf.DEVELOPMENT_SECRET_KEY:
+        if demo:
             self.stdout.write(
                 f"""
 This process uses a development SECRET_KEY (demo mode): it is public, so never
