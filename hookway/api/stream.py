@@ -120,8 +120,9 @@ async def _events(
                 "description": "The `id:` of the last message received: resume after it.",
             }
         ],
+        # 200 as ninja keys it (an int): "200" would be a second, duplicate key.
         "responses": {
-            "200": {
+            200: {
                 "description": "A Server-Sent Events stream: `event: event` and "
                 "`event: delivery` messages, each with an `id:` to resume from "
                 "(`Last-Event-ID`), and `: keepalive` comments.",
