@@ -23,6 +23,7 @@ from hookway.models import (
     Route,
     Source,
 )
+from hookway.store.entries import destination_fields, source_fields
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,7 @@ def sync(config: HookwayConfig) -> SyncReport:
         for s in config.sources:
             sources[s.slug], _ = Source.objects.update_or_create(
                 slug=s.slug,
-                defaults={
-                    "verify": s.verify.value,
-                    "secrets": list(s.secrets),
-                    "require_event_name": s.require_event_name,
-                    "max_body_bytes": s.max_body_bytes,
-                    "enabled": s.enabled,
-                    "managed": True,
-                },
+                defaults={**source_fields(s), "enabled": s.enabled, "managed": True},
             )
         destinations: dict[str, Destination] = {}
         for d in config.destinations:
@@ -78,17 +72,7 @@ def sync(config: HookwayConfig) -> SyncReport:
             destinations[d.name], _ = Destination.objects.update_or_create(
                 name=d.name,
                 defaults={
-                    "url": d.url,
-                    "handler": d.handler,
-                    "celery_task": d.celery_task,
-                    "signing_secret": d.signing_secret,
-                    "timeout_seconds": d.timeout_seconds,
-                    "max_attempts": d.max_attempts,
-                    "concurrency": d.concurrency,
-                    "headers": dict(d.headers),
-                    "bearer_token": d.bearer_token,
-                    "basic_auth": d.basic_auth,
-                    "forward_headers": list(d.forward_headers),
+                    **destination_fields(d),
                     "enabled": d.enabled and not keep_disabled,
                     "managed": True,
                     **({} if keep_disabled else {"disabled_reason": _reason(d.enabled)}),

@@ -42,7 +42,9 @@ class Conflict(EntryError):
     """It exists already, or something still needs it."""
 
 
-def _source_fields(config: SourceConfig) -> dict[str, object]:
+def source_fields(config: SourceConfig) -> dict[str, object]:
+    """A source's settings as its row's fields (here and in hookway.config.sync): all but
+    its slug and whether it is enabled, which each caller decides."""
     return {
         "verify": config.verify.value,
         "secrets": list(config.secrets),
@@ -51,9 +53,13 @@ def _source_fields(config: SourceConfig) -> dict[str, object]:
     }
 
 
-def _destination_fields(config: DestinationConfig) -> dict[str, object]:
+def destination_fields(config: DestinationConfig) -> dict[str, object]:
+    """A destination's settings as its row's fields (here and in hookway.config.sync): all
+    but its name and its state (enabled, paused), which each caller decides."""
     return {
         "url": config.url,
+        "handler": config.handler,
+        "celery_task": config.celery_task,
         "signing_secret": config.signing_secret,
         "timeout_seconds": config.timeout_seconds,
         "max_attempts": config.max_attempts,
@@ -78,9 +84,7 @@ def create_source(config: SourceConfig) -> None:
     """Add a source; raises Conflict if its slug is taken."""
     try:
         with transaction.atomic():
-            Source.objects.create(
-                slug=config.slug, enabled=config.enabled, **_source_fields(config)
-            )
+            Source.objects.create(slug=config.slug, enabled=config.enabled, **source_fields(config))
     except IntegrityError:
         raise Conflict(f"a source '{config.slug}' exists already") from None
 
@@ -89,7 +93,7 @@ def update_source(slug: str, config: SourceConfig) -> None:
     """Replace the source's settings (not its slug, not whether it is enabled)."""
     with transaction.atomic():
         row = _editable(Source, f"source '{slug}'", slug=slug)
-        Source.objects.filter(pk=row.pk).update(**_source_fields(config))
+        Source.objects.filter(pk=row.pk).update(**source_fields(config))
 
 
 def delete_source(slug: str) -> None:
@@ -120,7 +124,7 @@ def create_destination(config: DestinationConfig) -> None:
     try:
         with transaction.atomic():
             Destination.objects.create(
-                name=config.name, enabled=config.enabled, **_destination_fields(config)
+                name=config.name, enabled=config.enabled, **destination_fields(config)
             )
     except IntegrityError:
         raise Conflict(f"a destination '{config.name}' exists already") from None
@@ -130,7 +134,7 @@ def update_destination(name: str, config: DestinationConfig) -> None:
     """Replace the destination's settings (not its name, nor its state)."""
     with transaction.atomic():
         row = _editable(Destination, f"destination '{name}'", name=name)
-        Destination.objects.filter(pk=row.pk).update(**_destination_fields(config))
+        Destination.objects.filter(pk=row.pk).update(**destination_fields(config))
 
 
 def delete_destination(name: str) -> None:
