@@ -178,7 +178,7 @@ class AsgiServer:
             # hypercorn evaluates the name in the module's namespace (hookway/standalone/asgi.py).
             "hypercorn": [
                 "hypercorn", "hookway.standalone.asgi:application", "-b", bind,
-                "-w", str(workers),
+                "-w", str(workers), "-k", "uvloop",
             ],
             "daphne": ["daphne", "-b", HOST, "-p", str(port), "--access-log", os.devnull, app],
             "granian": [
