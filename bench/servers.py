@@ -11,6 +11,7 @@ of a busy machine spreads over all of them; the table shows medians over rounds.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -81,10 +82,20 @@ def run(quick: bool) -> common.Result:
         for c in contenders:
             c.setup()
         runs: dict[str, list[Run]] = {c.key: [] for c in contenders}
+        # Other work on the machine shows here (each benchmark's own load is on top).
+        load = [os.getloadavg()[0]]
         for round_no in range(1, rounds + 1):
             for c in contenders:
                 runs[c.key].append(measure(c, work, warmup, duration, round_no))
-        return _result(contenders, runs, rounds, warmup, duration)
+                load.append(os.getloadavg()[0])
+        result = _result(contenders, runs, rounds, warmup, duration)
+        result.notes.append(
+            f"1-minute load average of the machine ({os.cpu_count()} cores) before the runs and "
+            f"after each: min {min(load):.1f}, median {common.median(load):.1f}, max "
+            f"{max(load):.1f}. The benchmark itself (the server, wrk's 2 threads) adds roughly 3; "
+            "beyond that, other processes were competing for the cores."
+        )
+        return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
