@@ -22,6 +22,7 @@ from bench import common
 # In the order they run; modules not present (yet) are skipped.
 BENCHMARKS = (
     "ingest",
+    "servers",
     "sender_timeout",
     "delivery",
     "fanout",

@@ -64,6 +64,10 @@ VERSIONED_PACKAGES = (
     "httptools",
     "gunicorn",
     "uvicorn-worker",
+    "hypercorn",
+    "daphne",
+    "twisted",
+    "granian",
     "httpx",
     "httpx-aiohttp",
     "aiohttp",
@@ -141,6 +145,60 @@ def hookway_uvicorn(port: int, *extra: str) -> list[str]:
         PYTHON, "-m", "uvicorn", "hookway.asgi:application", "--host", HOST,
         "--port", str(port), "--lifespan", "on", "--no-access-log", *extra,
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AsgiServer:
+    """An ASGI server Django documents, as docs/operations.md runs Hookway on it.
+
+    ``lifespan``: whether it runs the ASGI lifespan, and so applies HOOKWAY_CONFIG and
+    starts the embedded dispatcher (found by tests/e2e/test_servers.py, which fails if
+    this says otherwise). ``workers``: whether it can fork several worker processes."""
+
+    name: str
+    lifespan: bool
+    workers: bool
+
+    def command(self, port: int, workers: int = 1) -> list[str]:
+        """The argv serving Hookway on HOST:``port`` with ``workers`` processes, no
+        access log (Hookway logs every request itself)."""
+        if workers > 1 and not self.workers:
+            raise ValueError(f"{self.name} runs one process")
+        app = "hookway.asgi:application"
+        bind = f"{HOST}:{port}"
+        argv = {
+            "uvicorn": [
+                "uvicorn", app, "--host", HOST, "--port", str(port), "--lifespan", "on",
+                "--no-access-log", "--workers", str(workers),
+            ],
+            "gunicorn": [
+                "gunicorn", app, "-k", "hookway.server.UvicornWorker", "-w", str(workers),
+                "-b", bind,
+            ],
+            # hypercorn evaluates the name in the module's namespace (hookway/standalone/asgi.py).
+            "hypercorn": [
+                "hypercorn", "hookway.standalone.asgi:application", "-b", bind,
+                "-w", str(workers), "-k", "uvloop",
+            ],
+            "daphne": ["daphne", "-b", HOST, "-p", str(port), "--access-log", os.devnull, app],
+            "granian": [
+                "granian", "--interface", "asgi", "--host", HOST, "--port", str(port),
+                "--workers", str(workers), app,
+            ],
+        }[self.name]  # fmt: skip
+        return [PYTHON, "-m", *argv]
+
+
+ASGI_SERVERS = {
+    s.name: s
+    for s in (
+        AsgiServer("uvicorn", lifespan=True, workers=True),
+        AsgiServer("gunicorn", lifespan=True, workers=True),
+        AsgiServer("hypercorn", lifespan=True, workers=True),
+        AsgiServer("daphne", lifespan=False, workers=False),
+        AsgiServer("granian", lifespan=True, workers=True),
+    )
+}
 
 
 def free_port() -> int:

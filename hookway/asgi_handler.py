@@ -34,7 +34,7 @@ from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 
-from hookway import conf, gate, timing
+from hookway import conf, gate, proxy, timing
 from hookway.ingest.views import (
     BODY_TOO_LARGE,
     DEADLINE_KEY,
@@ -343,6 +343,9 @@ class HookwayASGIHandler(ASGIHandler):
         if problem is not None:
             await refuse(scope, send, 431, "headers_too_large", problem)
             return
+        # The standalone server owns FORWARDED_ALLOW_IPS (hookway.proxy): the client's
+        # address and scheme are settled once, here, for everything that reads them.
+        proxy.apply(scope, proxy.trusted_proxies(tuple(conf.get().forwarded_allow_ips)))
         path = scope.get("path", "")
         if path.startswith(HOOKS_PREFIX):
             await self.ingest.handle(scope, receive, send)

@@ -38,7 +38,7 @@ def _origin_hint(claimed: str, scheme: str, host: str) -> str:
         return (
             "Hookway saw this request as plain http: the TLS proxy in front of it says https "
             "in X-Forwarded-Proto, which Hookway did not trust. Set FORWARDED_ALLOW_IPS to "
-            "the proxy's addresses (uvicorn and gunicorn read it), or "
+            "the proxy's addresses, or "
             "HOOKWAY_TRUST_X_FORWARDED_PROTO=true if nothing but the proxy can reach "
             f"Hookway, or {trust}."
         )

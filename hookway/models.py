@@ -196,6 +196,13 @@ class Event(models.Model):
     # Set when this event reused another event's delivery id with a different body.
     conflict_with = models.CharField(max_length=32, blank=True, default="")
     received_at = models.DateTimeField()  # indexed with id (Meta.indexes)
+    # NULL when the server gave no IP address (a Unix socket) or for published events.
+    client_ip = models.GenericIPAddressField(
+        null=True,
+        blank=True,
+        help_text="The sender's address: the TCP peer, or the client a trusted proxy "
+        "(FORWARDED_ALLOW_IPS) named in X-Forwarded-For.",
+    )
 
     class Meta:
         ordering = ["-received_at"]

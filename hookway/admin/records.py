@@ -173,6 +173,7 @@ class EventAdmin(LargeListAdmin[Event], ReadOnlyAdmin[Event], ButtonsAdmin[Event
         "delivery_id",
         "content_type",
         "received_at",
+        "client_ip",
         "payload",
         "request_headers",
     )

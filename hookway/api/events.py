@@ -95,6 +95,10 @@ class EventDetail(Schema):
         description="The event whose delivery id this one reused with another body, if any."
     )
     headers: dict[str, Any] = Field(description="The sender's headers Hookway kept.")
+    client_ip: str | None = Field(
+        description="The sender's IP address: the TCP peer, or the client a trusted proxy "
+        "(FORWARDED_ALLOW_IPS) named in X-Forwarded-For; null for published events."
+    )
     size: int = Field(description="The body's length in bytes.")
     body_encoding: Literal["json", "base64"] = Field(
         description="json: `payload` is the parsed body; base64: the body is not UTF-8 "
@@ -215,6 +219,7 @@ async def get_event(request: HttpRequest, event_id: str) -> dict[str, Any]:
         **summary(event),
         "conflict_with": event.conflict_with,
         "headers": event.headers if isinstance(event.headers, dict) else {},
+        "client_ip": event.client_ip,
         "size": len(body),
         **body_fields(body),
         "deliveries": [delivery_out(d) for d in event.deliveries.all()],

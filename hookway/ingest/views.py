@@ -18,7 +18,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from hookway import conf, gate, timing, wakeup
+from hookway import conf, gate, proxy, timing, wakeup
 from hookway.headers import is_credential_header
 from hookway.inbound import VerifyScheme
 from hookway.ingest import extract, verify
@@ -181,6 +181,7 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
         headers=_kept_headers(request, secrets),
         body=body,
         received_at=timezone.now(),
+        client_ip=proxy.client_ip(getattr(request, "scope", {})),
     )
     try:
         stored = await gate.astore_event(incoming, _deadline(request))

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from django.db import (
     DatabaseError,
@@ -85,6 +85,7 @@ class IncomingEvent:
     headers: dict[str, str]
     body: bytes = field(repr=False)
     received_at: datetime
+    client_ip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ class _EventRow(NamedTuple):
     body_sha256: str
     conflict_with: str
     received_at: AdaptedDatetime
+    client_ip: Any
 
 
 class _DeliveryRow(NamedTuple):
@@ -292,6 +294,7 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
                 body_sha256=digest,
                 conflict_with=conflict_with,
                 received_at=adapt(incoming.received_at),
+                client_ip=connection.ops.adapt_ipaddressfield_value(incoming.client_ip),
             )
         )
         count = 0

@@ -50,7 +50,15 @@ SECRETS = {
     + base64.b64encode(b"orders-docs-secret-32-bytes-long").decode(),
 }
 # Serve until stopped: (how a command line starts, how to tell it is up).
-SERVES = ("make run", ".venv/bin/uvicorn", ".venv/bin/gunicorn", "./manage.py dispatch")
+SERVES = (
+    "make run",
+    ".venv/bin/uvicorn",
+    ".venv/bin/gunicorn",
+    ".venv/bin/hypercorn",
+    ".venv/bin/granian",
+    ".venv/bin/daphne",
+    "./manage.py dispatch",
+)
 LONG_RUNS = ("make test", "make bench", "make drill")
 ENV_PREFIX = re.compile(r"^(?:[A-Z_][A-Z0-9_]*=(?:'[^']*'|\S*)\s+)+")
 
@@ -219,6 +227,7 @@ def serve_briefly(command: str, world: World) -> None:
     else:
         words = re.sub(r"--port \d+", f"--port {port}", words)
         words = re.sub(r"-b [\d.]+:\d+", f"-b 127.0.0.1:{port}", words)
+        words = re.sub(r"-p \d+", f"-p {port}", words)  # daphne
         words = words.replace("0.0.0.0", "127.0.0.1")
     log = world.root / f"serve-{port}.log"
     with log.open("w") as out:
