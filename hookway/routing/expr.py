@@ -73,6 +73,7 @@ _LITERAL = re.compile(
     r"""|//[^\n]*"""
 )
 _MACRO_CALL = re.compile(r"\.\s*(all|exists_one|exists|map|filter)\s*\(\s*([A-Za-z_]\w*)?")
+_FUNCTION_NAME = re.compile(r"[A-Za-z][\w.]*")
 _PARSE_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
 
 
@@ -216,7 +217,8 @@ def compile_expression(text: str) -> Expression:
         raise RuleError(
             f"unknown variable {unknown[0]!r} (the variables are {', '.join(VARIABLES)})"
         )
-    named = [f for f in refs["functions"] if not f.startswith(("_", "@", "!"))]
+    # Operators have names like "_+_", "-_", "@in": a function's is an identifier.
+    named = [f for f in refs["functions"] if _FUNCTION_NAME.fullmatch(f)]
     strange = sorted(set(named) - FUNCTIONS)
     if strange:
         raise RuleError(
@@ -248,9 +250,11 @@ def evaluate(expression: Expression, variables: Mapping[str, Any]) -> Any:
         return expression.program.execute(given)
     except KeyError as exc:
         raise EvalError(f"no such key: {exc}") from None
+    except IndexError as exc:
+        raise EvalError(f"no such index: {_first_sentence(str(exc))}") from None
     except TypeError as exc:
         raise EvalError(f"type mismatch: {_first_sentence(str(exc))}") from None
-    except (ValueError, ArithmeticError, RuntimeError) as exc:
+    except Exception as exc:  # what else the library raises: each is this event's
         raise EvalError(_first_sentence(str(exc)) or type(exc).__name__) from None
     except BaseException as exc:
         if not _is_panic(exc):
