@@ -102,9 +102,9 @@ class Expression:
 def _payload_reads(bare: str) -> Trie:
     """What of the payload ``bare`` (literals blanked) can read, as a Trie.
 
-    Handing the whole payload to the library converts every value of it (about 170 us
-    per KB measured); a filter on two fields needs only those, so only the fields named
-    are converted. A path's last field followed by "(" is a method (``.size()``) or a
+    Handing the whole payload to the library converts every value of it, most of an
+    evaluation's cost (bench/routing.py: tens of times a two-field filter's at 10 KB); a
+    filter on two fields needs only those, so only the fields named are converted. A path's last field followed by "(" is a method (``.size()``) or a
     comprehension (``.exists(``) on the field before it."""
     root: dict[str, Trie] = {}
     for m in _PAYLOAD_PATH.finditer(bare):

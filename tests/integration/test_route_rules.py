@@ -517,21 +517,16 @@ json_leaf = (
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8)
 )
-documents = st.recursive(
-    json_leaf,
-    lambda children: (
-        st.lists(children, max_size=3)
-        | st.dictionaries(
-            st.sampled_from(
-                ["payload.a", "$or", "$and", "$in", "$gte", "$exist", "headers.x", "a", "$q"]
-            )
-            | st.text(max_size=6),
-            children,
-            max_size=3,
-        )
-    ),
-    max_leaves=12,
-)
+
+
+def _documents(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(
+        ["payload.a", "$or", "$and", "$in", "$gte", "$exist", "headers.x", "a", "$q"]
+    ) | st.text(max_size=6)
+    return st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3)
+
+
+documents = st.recursive(json_leaf, _documents, max_leaves=12)
 
 
 @example(body={"filter": "(" * 3000, "payload": {}})

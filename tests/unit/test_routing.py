@@ -7,13 +7,17 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import string
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hookway.config import file as config_file
 from hookway.routing import expr, match, rules
 from hookway.routing.errors import EvalError, RuleError
 
@@ -145,18 +149,18 @@ def test_a_pruned_payload_gives_the_whole_payloads_answer(text: str) -> None:
     assert expr.evaluate(compiled, {"payload": ORDER}) == whole
 
 
+def _json_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(["data", "amount", "items", "sku", "a"])
+    return st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=4)
+
+
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**53), 2**53)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=5),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(["data", "amount", "items", "sku", "a"]), children, max_size=4
-        )
-    ),
+    _json_containers,
     max_leaves=20,
 )
 
@@ -410,13 +414,13 @@ match_keys = st.sampled_from(
         "payload.a.$.b",
     ]
 )
-match_docs = st.recursive(
-    json_values,
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(match_keys, children, max_size=3)
-    ),
-    max_leaves=15,
-)
+
+
+def _match_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=3) | st.dictionaries(match_keys, children, max_size=3)
+
+
+match_docs = st.recursive(json_values, _match_containers, max_leaves=15)
 
 
 @settings(max_examples=500, deadline=None)
@@ -439,3 +443,49 @@ def test_json_equality_keeps_booleans_apart_from_numbers() -> None:
     assert not match.equal(True, 1)
     assert not match.equal([1, True], [1, 1])
     assert match.equal({"a": [1, {"b": None}]}, {"a": [1.0, {"b": None}]})
+
+
+# -- the examples docs/delivery.md prints -------------------------------------------------
+
+DELIVERY_DOCS = Path(__file__).resolve().parents[2] / "docs" / "delivery.md"
+
+
+def _rules_section() -> str:
+    text = DELIVERY_DOCS.read_text()
+    start = text.index("## Filters and transformations")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_every_route_example_in_the_docs_is_a_valid_config() -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", _rules_section(), re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        routes = tomllib.loads(block)["routes"]
+        slugs = {r["source"] for r in routes}
+        names = {r["destination"] for r in routes}
+        stubs = "".join(f'[[sources]]\nslug = "{s}"\n' for s in slugs) + "".join(
+            f'[[destinations]]\nname = "{n}"\nurl = "https://example.com/{n}"\n' for n in names
+        )
+        parsed = config_file.parse(stubs + block)
+        assert all(r.filter or r.match or r.transform for r in parsed.routes)
+
+
+def test_every_filter_example_in_the_docs_compiles() -> None:
+    (block,) = re.findall(r"```text\n(.*?)```", _rules_section(), re.S)
+    lines = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    assert len(lines) >= 8
+    for line in lines:
+        rules.check(filter=line)
+
+
+def test_the_docs_transform_example_makes_the_printed_shape() -> None:
+    t = rules.check(
+        transform='{"text": payload.user.name + " opened " + payload.object_attributes.title, '
+        '"url": payload.object_attributes.url}'
+    )
+    merge_request = {
+        "user": {"name": "Ada"},
+        "object_attributes": {"title": "Fix CI", "url": "https://gitlab.example/mr/1"},
+    }
+    body = rules.reshape(t.transform_or_raise(), event(merge_request))
+    assert json.loads(body) == {"text": "Ada opened Fix CI", "url": "https://gitlab.example/mr/1"}
