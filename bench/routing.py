@@ -79,7 +79,7 @@ def main() -> None:
         row = []
         for compiled in cases.values():
 
-            def run(compiled: rules.RouteRules = compiled) -> object:
+            def run(compiled: rules.RouteRules = compiled, body: bytes = body) -> object:
                 event = rules.EventVariables(body, {"X-Team": "ops"}, "push", "github")
                 if compiled.transform is not None:
                     return rules.reshape(compiled.transform, event)

@@ -254,7 +254,7 @@ def evaluate(expression: Expression, variables: Mapping[str, Any]) -> Any:
         raise EvalError(f"no such index: {_first_sentence(str(exc))}") from None
     except TypeError as exc:
         raise EvalError(f"type mismatch: {_first_sentence(str(exc))}") from None
-    except Exception as exc:  # what else the library raises: each is this event's
+    except Exception as exc:  # noqa: BLE001 - whatever else the library raises is this event's
         raise EvalError(_first_sentence(str(exc)) or type(exc).__name__) from None
     except BaseException as exc:
         if not _is_panic(exc):
