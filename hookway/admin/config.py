@@ -500,8 +500,8 @@ class RouteAdmin(ManagedByFileAdmin[Route], ButtonsAdmin[Route]):
             said += f" Its event name {event_name!r} is not one of the route's events, though."
         transform = result["transform"]
         if transform is not None:
-            if transform["error"]:
-                said += f" The transform fails: {transform['error']}."
+            if transform["problem"]:
+                said += f" The transform fails: {transform['problem']}."
             else:
                 sent = json.dumps(transform["body"], ensure_ascii=False)
                 said += f" It would send: {sent[:1000]}"

@@ -86,7 +86,7 @@ class RuleTestIn(Schema):
 
 class FilterResult(Schema):
     result: bool | None = Field(description="The filter's value; null when it had none.")
-    error: str | None = Field(description="Why it had no value for this event.")
+    problem: str | None = Field(description="Why it had no value for this event.")
 
 
 class MatchResult(Schema):
@@ -96,7 +96,9 @@ class MatchResult(Schema):
 
 class TransformResult(Schema):
     body: Any = Field(None, description="The JSON body the transform makes.")
-    error: str | None = Field(description="Why it failed for this event (the delivery would fail).")
+    problem: str | None = Field(
+        description="Why it failed for this event (the delivery would fail)."
+    )
 
 
 class RuleTestOut(Schema):

@@ -214,20 +214,20 @@ def trial(rules: RouteRules, event: EventVariables) -> dict[str, Any]:
         try:
             value = expr.evaluate(rules.filter, variables)
         except EvalError as exc:
-            answer["filter"] = {"result": None, "error": str(exc)}
+            answer["filter"] = {"result": None, "problem": str(exc)}
         else:
             ok = isinstance(value, bool)
             answer["filter"] = {
                 "result": value if ok else None,
-                "error": None if ok else f"it gave {_describe(value)}, not true or false",
+                "problem": None if ok else f"it gave {_describe(value)}, not true or false",
             }
     if rules.transform is not None:
         try:
             body = reshape(rules.transform, event)
         except EvalError as exc:
-            answer["transform"] = {"body": None, "error": str(exc)}
+            answer["transform"] = {"body": None, "problem": str(exc)}
         else:
-            answer["transform"] = {"body": json.loads(body), "error": None}
+            answer["transform"] = {"body": json.loads(body), "problem": None}
     return answer
 
 

@@ -417,14 +417,14 @@ async def test_the_filter_test_tries_rules_on_a_sample(client: httpx.AsyncClient
     assert hit.json() == {
         "matched": True,
         "reason": None,
-        "filter": {"result": True, "error": None},
+        "filter": {"result": True, "problem": None},
         "match": {"result": True, "failed": None},
-        "transform": {"body": {"amount": 150}, "error": None},
+        "transform": {"body": {"amount": 150}, "problem": None},
         "event_id": None,
     }
     assert miss.json()["matched"] is False
     assert miss.json()["reason"] == "filter error: no such key: 'refund'"
-    assert miss.json()["filter"] == {"result": None, "error": "no such key: 'refund'"}
+    assert miss.json()["filter"] == {"result": None, "problem": "no such key: 'refund'"}
 
 
 async def test_the_filter_test_tries_a_saved_routes_rules_on_a_stored_event(
