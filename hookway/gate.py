@@ -34,6 +34,7 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from hookway import conf, outbox, timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
+from hookway.routing import rules
 from hookway.store import changes, deliveries, destinations, entries, events, records, replay
 from hookway.store.db import disconnected
 from hookway.store.destinations import Change as Change
@@ -350,6 +351,10 @@ aset_route_enabled = _reroutes(entries.set_route_enabled)
 # What the API's destination test sends (hookway.store.deliveries.ping): an
 # OutboundDelivery the sender takes like any other.
 aping_delivery = _db(deliveries.ping)
+
+# The API's filter test (hookway.routing.rules.trial): parsing a stored body and
+# evaluating the rules is CPU work kept off the event loop.
+atry_rules = sync_to_async(rules.trial, thread_sensitive=False)
 
 # hookway.apublish: the sync publish on the thread Django gives the caller's sync code.
 # Not _guarded: it may run inside a request, whose connection Django recycles itself.

@@ -4,6 +4,7 @@ what it stored (Event) and what it did about it (Delivery, Attempt)."""
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Value
 
 from hookway import ids
 from hookway.inbound import VerifyScheme
@@ -160,6 +161,24 @@ class Route(models.Model):
     events = models.JSONField(
         default=list, blank=True, help_text="Glob patterns on the event name; empty = all events."
     )
+    # Checked by hookway.routing.rules.check wherever a route is saved (config file,
+    # API, admin); docs/delivery.md, "Filters and transformations".
+    filter = models.TextField(
+        blank=True,
+        help_text="A CEL expression over payload, headers, event_name and source; the "
+        "route takes an event only when it is true. Empty: no filter.",
+    )
+    match = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='A $-operator filter, e.g. {"payload.data.amount": {"$gte": 100}}; must '
+        "hold too. Empty: none.",
+    )
+    transform = models.TextField(
+        blank=True,
+        help_text="A CEL expression whose value is sent as the JSON body instead of the "
+        "event's. Empty: the event's body as received.",
+    )
     enabled = models.BooleanField(default=True)
     managed = models.BooleanField(default=False, help_text="Managed by the HOOKWAY_CONFIG file.")
 
@@ -195,6 +214,15 @@ class Event(models.Model):
     body_sha256 = models.CharField(max_length=64, default="", editable=False)
     # Set when this event reused another event's delivery id with a different body.
     conflict_with = models.CharField(max_length=32, blank=True, default="")
+    # The routes whose filter or match did not take this event, and why:
+    # [{"destination": name, "reason": "..."}] (hookway.routing.rules.decide).
+    # A database default too: rows written by raw SQL elsewhere (benchmarks) need none.
+    filtered_out = models.JSONField(
+        default=list,
+        db_default=Value([], output_field=models.JSONField()),
+        blank=True,
+        editable=False,
+    )
     received_at = models.DateTimeField()  # indexed with id (Meta.indexes)
     # NULL when the server gave no IP address (a Unix socket) or for published events.
     client_ip = models.GenericIPAddressField(
@@ -298,6 +326,9 @@ class Attempt(models.Model):
     )
     error = models.TextField(blank=True)
     response_body = models.TextField(blank=True)
+    # The body this attempt sent when a route's transform made it (the event keeps the
+    # original); empty: the event's body as stored was sent.
+    request_body = models.TextField(blank=True, db_default="")
 
     class Meta:
         ordering = ["delivery", "number"]

@@ -33,6 +33,7 @@ class ErrorKind(StrEnum):
     RETRY_REQUESTED = "retry_requested"  # a handler raised hookway.Retry
     REJECTED = "rejected"  # a handler raised hookway.Reject: permanent, no more attempts
     BROKER = "broker"  # the Celery broker did not accept the task
+    TRANSFORM = "transform"  # the route's transform failed for this event: permanent
     INTERRUPTED = "interrupted"  # the dispatcher died or stopped mid-attempt
     INTERNAL = "internal"  # a bug in Hookway (logged with its traceback)
 
@@ -77,6 +78,9 @@ class OutboundDelivery:
     celery_task: str = ""
     event_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     received_at: datetime | None = None
+    # Why the route's transform could not make this attempt's body (docs/delivery.md):
+    # the attempt fails permanently without being sent (hookway.send.transport).
+    transform_error: str = ""
 
     @property
     def kind(self) -> Literal["http", "handler", "celery"]:

@@ -5,6 +5,7 @@ work on managed destinations too."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from django.http import HttpRequest
 from hookway import gate, handlers
 from hookway.admin.base import (
     ManagedByFileAdmin,
+    ModelForm,
     WriteOnlySecret,
     WriteOnlySecretForm,
     WriteOnlyTextarea,
@@ -31,7 +33,8 @@ from hookway.headers import (
     token_problem,
     value_problem,
 )
-from hookway.models import DISABLED_IN_FILE, REMOVED_FROM_FILE, Destination, Route, Source
+from hookway.models import DISABLED_IN_FILE, REMOVED_FROM_FILE, Destination, Event, Route, Source
+from hookway.routing import rules
 from hookway.secrets import describe, describe_basic_auth, describe_ref
 
 SOURCE_SECRETS = (
@@ -411,7 +414,96 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
         return "none"
 
 
+class RouteForm(ModelForm[Route]):
+    """A route's rules checked as the config file and the API check them (a syntax
+    error's line and column, a match document's key), on the field at fault."""
+
+    class Meta:
+        model = Route
+        fields = ["source", "destination", "events", "filter", "match", "transform", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        match = cleaned.get("match")
+        if match is None and "match" in cleaned:
+            cleaned["match"] = {}  # an emptied box: no match, as the API and the file say
+        try:
+            rules.check(cleaned.get("filter") or "", match or None, cleaned.get("transform") or "")
+        except rules.RuleError as exc:
+            field = str(exc).split(":", 1)[0].split("[", 1)[0]
+            self.add_error(field if field in self.fields else None, str(exc))
+        return cleaned
+
+
 @admin.register(Route)
-class RouteAdmin(ManagedByFileAdmin[Route]):
-    list_display = ["source", "destination", "events", "enabled", "managed"]
+class RouteAdmin(ManagedByFileAdmin[Route], ButtonsAdmin[Route]):
+    form = RouteForm
+    list_display = ["source", "destination", "events", "rules", "enabled", "managed"]
     list_filter = ["source", "destination", "managed"]
+    button_actions = ("test",)
+
+    @admin.display(description="filter / match / transform")
+    def rules(self, obj: Route) -> str:
+        parts = [
+            name
+            for name, value in (
+                ("filter", obj.filter),
+                ("match", obj.match),
+                ("transform", obj.transform),
+            )
+            if value
+        ]
+        return ", ".join(parts) or "-"
+
+    def buttons(self, request: HttpRequest, obj: Route) -> list[Button]:
+        return [
+            Button(
+                "Test on an event",
+                "test",
+                title="Run this route's filter, match and transform on a stored event "
+                "(nothing is sent or saved)",
+                text_input="event_id",
+                placeholder="event id, e.g. evt_…",
+            )
+        ]
+
+    def may_press(self, request: HttpRequest, action: str) -> bool:
+        return action == "test" and self.has_view_permission(request)
+
+    def press(self, request: HttpRequest, obj: Route, action: str) -> None:
+        event_id = request.POST.get("event_id", "").strip()
+        row = (
+            Event.objects.filter(pk=event_id)
+            .values_list("body", "headers", "event_name", "source__slug")
+            .first()
+            if event_id
+            else None
+        )
+        if row is None:
+            self.message_user(request, f"No event {event_id!r}.", messages.ERROR)
+            return
+        try:
+            compiled = rules.check(obj.filter, obj.match or None, obj.transform)
+        except rules.RuleError as exc:
+            self.message_user(request, f"This route's rules can't be used: {exc}", messages.ERROR)
+            return
+        body, headers, event_name, source = row
+        event = rules.EventVariables(
+            bytes(body), headers if isinstance(headers, dict) else {}, event_name, source
+        )
+        result = rules.trial(compiled, event)
+        if result["matched"]:
+            said = f"Event {event_id}: this route takes it."
+        else:
+            said = f"Event {event_id}: this route does not take it ({result['reason']})."
+        if event_name and not rules.event_name_matches(obj.events or [], event_name):
+            said += f" Its event name {event_name!r} is not one of the route's events, though."
+        transform = result["transform"]
+        if transform is not None:
+            if transform["problem"]:
+                said += f" The transform fails: {transform['problem']}."
+            else:
+                sent = json.dumps(transform["body"], ensure_ascii=False)
+                said += f" It would send: {sent[:1000]}"
+        level = messages.SUCCESS if result["matched"] else messages.WARNING
+        self.message_user(request, said, level)

@@ -176,6 +176,7 @@ class EventAdmin(LargeListAdmin[Event], ReadOnlyAdmin[Event], ButtonsAdmin[Event
         "client_ip",
         "payload",
         "request_headers",
+        "not_routed",
     )
     inlines = [DeliveryInline]
     actions = ["replay_events", "replay_events_anyway"]
@@ -207,6 +208,17 @@ class EventAdmin(LargeListAdmin[Event], ReadOnlyAdmin[Event], ButtonsAdmin[Event
         except (ValueError, RecursionError):
             text = raw.decode("utf-8", "replace")
         return _pretty(text)
+
+    @admin.display(description="filtered out")
+    def not_routed(self, obj: Event) -> str:
+        """The routes whose filter or match did not take it, and why."""
+        notes = obj.filtered_out if isinstance(obj.filtered_out, list) else []
+        lines = [
+            f"{n.get('destination', '?')}: {n.get('reason', '')}"
+            for n in notes
+            if isinstance(n, dict)
+        ]
+        return _pretty("\n".join(lines)) if lines else "-"
 
     @admin.display(description="headers")
     def request_headers(self, obj: Event) -> str:
@@ -247,7 +259,9 @@ class AttemptInline(TabularInline[Attempt, Delivery]):
         "outcome",
         "status_code",
         "error",
+        "error_kind",
         "response_body",
+        "request_body",
         "worker",
     )
     extra = 0

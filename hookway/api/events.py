@@ -68,6 +68,11 @@ class AttemptOut(Schema):
     error_detail: str = Field(description="What went wrong, in words (empty when nothing did).")
     response_excerpt: str = Field(description=f"The first {EXCERPT} characters of the reply.")
     response_truncated: bool
+    request_body: str | None = Field(
+        None,
+        description="The body this attempt sent when the route's transform made it; null: "
+        "the event's body as stored was sent.",
+    )
 
 
 class DeliveryOut(Schema):
@@ -82,6 +87,14 @@ class DeliveryOut(Schema):
     completed_at: datetime | None
     replay_of: str | None
     attempt_log: list[AttemptOut]
+
+
+class FilteredOut(Schema):
+    destination: str
+    reason: str = Field(
+        description="e.g. 'filter is false', 'match: payload.amount $gte 100: got 5', "
+        "'filter error: no such key: ...'"
+    )
 
 
 class EventDetail(Schema):
@@ -107,6 +120,10 @@ class EventDetail(Schema):
     payload: Any = None
     body_base64: str | None = None
     deliveries: list[DeliveryOut]
+    filtered_out: list[FilteredOut] = Field(
+        default_factory=list,
+        description="Routes whose filter or match did not take this event, and why.",
+    )
 
 
 class ReplayIn(Schema):
@@ -153,6 +170,7 @@ def attempt_out(attempt: Attempt) -> dict[str, Any]:
         "error_detail": attempt.error,
         "response_excerpt": attempt.response_body[:EXCERPT],
         "response_truncated": len(attempt.response_body) > EXCERPT,
+        "request_body": attempt.request_body or None,
     }
 
 
@@ -223,7 +241,18 @@ async def get_event(request: HttpRequest, event_id: str) -> dict[str, Any]:
         "size": len(body),
         **body_fields(body),
         "deliveries": [delivery_out(d) for d in event.deliveries.all()],
+        "filtered_out": _filtered_out(event.filtered_out),
     }
+
+
+def _filtered_out(notes: object) -> list[dict[str, str]]:
+    if not isinstance(notes, list):
+        return []
+    return [
+        {"destination": str(n.get("destination", "")), "reason": str(n.get("reason", ""))}
+        for n in notes
+        if isinstance(n, dict)
+    ]
 
 
 @router.get(

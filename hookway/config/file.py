@@ -27,6 +27,7 @@ from hookway.headers import (
 )
 from hookway.inbound import VerifyScheme
 from hookway.models import ONE_MIB
+from hookway.routing import rules
 
 # resolve_secret lives in hookway.secrets (the admin uses it too); ingest and the store
 # import it from here.
@@ -80,6 +81,10 @@ class RouteConfig:
     source: str
     destination: str
     events: tuple[str, ...] = ()
+    # hookway.routing: a CEL filter, a $-operator match document, a CEL transform.
+    filter: str = ""
+    match: dict[str, Any] = field(default_factory=dict)
+    transform: str = ""
 
 
 @dataclass(frozen=True)
@@ -443,13 +448,25 @@ CELERY_TASK_RE = re.compile(r"^[\w.:-]+\Z")
 
 
 def _route(index: int, raw: Any) -> RouteConfig:
-    t = _Table(f"routes[{index}]", raw, {"source", "destination", "events"})
+    t = _Table(
+        f"routes[{index}]", raw, {"source", "destination", "events", "filter", "match", "transform"}
+    )
     # Any string is a valid glob for fnmatch (an unclosed "[" matches itself).
     events = t.texts("events")
+    filter_text = t.text("filter", "")
+    transform = t.text("transform", "")
+    match_doc = t.data.get("match", {})
+    try:
+        rules.check(filter_text, match_doc, transform)
+    except rules.RuleError as exc:
+        raise ConfigError(f"{t.where}.{exc}") from None
     return RouteConfig(
         source=t.text("source", required=True),
         destination=t.text("destination", required=True),
         events=events,
+        filter=filter_text,
+        match=dict(match_doc),
+        transform=transform,
     )
 
 

@@ -92,7 +92,14 @@ def sync(config: HookwayConfig) -> SyncReport:
             route, _ = Route.objects.update_or_create(
                 source=sources[r.source],
                 destination=destinations[r.destination],
-                defaults={"events": list(r.events), "enabled": True, "managed": True},
+                defaults={
+                    "events": list(r.events),
+                    "filter": r.filter,
+                    "match": dict(r.match),
+                    "transform": r.transform,
+                    "enabled": True,
+                    "managed": True,
+                },
             )
             keep_routes.add(route.pk)
 

@@ -207,6 +207,12 @@ class Transports:
 
     async def send(self, delivery: OutboundDelivery) -> AttemptResult:
         """Make one attempt with the delivery's transport; return its result."""
+        if delivery.transform_error:
+            # The same event gives the same failure: retrying can't help, a fixed
+            # transform and a replay can.
+            return Clock(delivery).result(
+                "failed", error=delivery.transform_error, error_kind=ErrorKind.TRANSFORM
+            )
         return await self.for_delivery(delivery).send(delivery)
 
 

@@ -26,8 +26,9 @@ from django.db import connection, transaction
 from django.db.models import F, Min, Q
 
 from hookway import headers, ids
-from hookway.models import Attempt, AttemptOutcome, Delivery, Destination, Event, Worker
+from hookway.models import Attempt, AttemptOutcome, Delivery, Destination, Event, Route, Worker
 from hookway.outbound import DeliveryState, ErrorKind, OutboundDelivery, Settlement
+from hookway.routing import rules
 from hookway.secrets import resolve_secret
 from hookway.store.db import AdaptedDatetime, db_now
 from hookway.store.events import clear_route_cache
@@ -205,20 +206,86 @@ def claim_due(
                 "event__received_at",
             )
         ]
+        transforms = _route_transforms(details)
         # The sender's stored headers, only for the events whose destination forwards some
-        # or gets the whole event (a handler, a Celery task).
+        # or gets the whole event (a handler, a Celery task), or whose route transforms it.
         forwarding = [
-            d.event_id for d in details if d.forward_headers or d.handler or d.celery_task
+            d.event_id
+            for d in details
+            if d.forward_headers
+            or d.handler
+            or d.celery_task
+            or (d.source_slug, d.destination_id) in transforms
         ]
         stored: dict[str, dict[str, object]] = (
             dict(Event.objects.filter(pk__in=forwarding).values_list("pk", "headers"))
             if forwarding
             else {}
         )
-        return [
+        outbound = [
             _outbound(d, stored.get(d.event_id))
             for d in sorted(details, key=lambda d: d.next_attempt_at)
         ]
+        if transforms:
+            outbound = _transformed(outbound, transforms, stored)
+        return outbound
+
+
+def _route_transforms(details: Sequence[_Details]) -> dict[tuple[str, int], str]:
+    """The transform of each claimed delivery's route (the route from its event's source
+    to its destination, as it is now: a fixed transform applies from the next attempt),
+    keyed by (source slug, destination id); only routes that have one."""
+    return {
+        (slug, destination_id): text
+        for slug, destination_id, text in Route.objects.filter(
+            source__slug__in={d.source_slug for d in details},
+            destination_id__in={d.destination_id for d in details},
+        )
+        .exclude(transform="")
+        .values_list("source__slug", "destination_id", "transform")
+    }
+
+
+def _transformed(
+    outbound: list[OutboundDelivery],
+    transforms: Mapping[tuple[str, int], str],
+    stored: Mapping[str, object],
+) -> list[OutboundDelivery]:
+    """The deliveries with their routes' transforms applied (docs/delivery.md,
+    "Transformations"): the body the transform makes, sent as JSON and written on the
+    attempt before it is sent; or, when it fails for this event, the reason, which
+    fails the attempt permanently (hookway.send.transport). The event keeps its body."""
+    done: list[OutboundDelivery] = []
+    for delivery in outbound:
+        text = transforms.get((delivery.source_slug, delivery.destination_id))
+        if text is None:
+            done.append(delivery)
+            continue
+        headers = stored.get(delivery.event_id)
+        event = rules.EventVariables(
+            delivery.body,
+            headers if isinstance(headers, dict) else {},
+            delivery.event_name,
+            delivery.source_slug,
+        )
+        try:
+            body = rules.reshape(rules.check(transform=text).transform_or_raise(), event)
+        except (rules.RuleError, rules.EvalError) as exc:
+            reason = f"{exc} ({event.body_problem})" if event.body_problem else str(exc)
+            done.append(replace(delivery, transform_error=f"transform failed: {reason}"))
+            continue
+        except Exception as exc:  # a bug: the attempt fails, the dispatcher goes on
+            logger.exception("transforming delivery %s failed", delivery.delivery_id)
+            reason = f"internal error ({type(exc).__name__})"
+            done.append(replace(delivery, transform_error=f"transform failed: {reason}"))
+            continue
+        # What is sent is recorded before it is sent; the text column can't hold U+0000,
+        # which JSON escapes anyway.
+        Attempt.objects.filter(delivery_id=delivery.delivery_id, number=delivery.attempt).update(
+            request_body=body.decode()
+        )
+        done.append(replace(delivery, body=body, content_type="application/json"))
+    return done
 
 
 def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> OutboundDelivery:

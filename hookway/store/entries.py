@@ -11,7 +11,7 @@ keeps of sources and routes.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Model
@@ -155,9 +155,19 @@ def disable_destination(name: str) -> bool:
         )
 
 
-def create_route(source: str, destination: str, events: list[str], enabled: bool) -> int:
-    """Add a route; return its id. Raises NoSuchEntry for an unknown source or
-    destination, Conflict if one joins them already."""
+def create_route(
+    source: str,
+    destination: str,
+    events: list[str],
+    enabled: bool,
+    *,
+    filter: str = "",
+    match: dict[str, Any] | None = None,
+    transform: str = "",
+) -> int:
+    """Add a route (its rules checked by hookway.routing.rules.check already); return
+    its id. Raises NoSuchEntry for an unknown source or destination, Conflict if one
+    joins them already."""
     with transaction.atomic():
         source_id = Source.objects.filter(slug=source).values_list("pk", flat=True).first()
         if source_id is None:
@@ -173,6 +183,9 @@ def create_route(source: str, destination: str, events: list[str], enabled: bool
                     source_id=source_id,
                     destination_id=destination_id,
                     events=events,
+                    filter=filter,
+                    match=match or {},
+                    transform=transform,
                     enabled=enabled,
                 )
         except IntegrityError:
@@ -180,11 +193,22 @@ def create_route(source: str, destination: str, events: list[str], enabled: bool
         return route.pk
 
 
-def update_route(pk: int, events: list[str]) -> None:
-    """Replace the event name patterns the route takes (empty: every event)."""
+def update_route(
+    pk: int,
+    *,
+    events: list[str] | None = None,
+    filter: str | None = None,
+    match: dict[str, Any] | None = None,
+    transform: str | None = None,
+) -> None:
+    """Replace what is given of the route: the event name patterns it takes (empty:
+    every event), its filter, match and transform (empty: none); None keeps a value."""
+    given = {"events": events, "filter": filter, "match": match, "transform": transform}
     with transaction.atomic():
         row = _editable(Route, f"route {pk}", pk=pk)
-        Route.objects.filter(pk=row.pk).update(events=events)
+        changes = {key: value for key, value in given.items() if value is not None}
+        if changes:
+            Route.objects.filter(pk=row.pk).update(**changes)
 
 
 def delete_route(pk: int) -> None:

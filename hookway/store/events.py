@@ -14,7 +14,6 @@ it.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import json
 import logging
@@ -37,6 +36,7 @@ from django.db import (
 from hookway import conf, ids
 from hookway.models import Delivery, DeliveryState, Event, Route, Source
 from hookway.outbound import NOTIFY_CHANNEL
+from hookway.routing import rules
 from hookway.store.db import AdaptedDatetime, db_now, disconnected
 from hookway.store.errors import (
     NotStored,
@@ -149,11 +149,8 @@ def get_source(slug: str) -> SourceSpec | None:
     )
 
 
-def route_matches(patterns: list[str], event_name: str) -> bool:
-    """True when a route with these glob patterns takes this event (no patterns: all)."""
-    if not patterns:
-        return True
-    return any(fnmatch.fnmatchcase(event_name, str(p)) for p in patterns)
+# True when a route with these glob patterns takes this event (no patterns: all).
+route_matches = rules.event_name_matches
 
 
 class _Seen(NamedTuple):
@@ -172,12 +169,32 @@ def _existing(source_id: int, delivery_id: str) -> list[_Seen]:
 
 
 class RouteTarget(NamedTuple):
-    """An enabled route of a source: where it delivers, and the event names it takes.
-    Its destination may be paused or disabled: the delivery is created all the same and
-    waits (hookway.store.destinations), so resuming or enabling it loses nothing."""
+    """An enabled route of a source: where it delivers, the event names it takes, and
+    its filter and match compiled (hookway.routing). Its destination may be paused or
+    disabled: the delivery is created all the same and waits
+    (hookway.store.destinations), so resuming or enabling it loses nothing."""
 
     destination_id: int
     patterns: list[str]
+    route_id: int = 0
+    destination_name: str = ""
+    source_slug: str = ""
+    compiled: rules.RouteRules | None = None
+    # Why a stored filter or match can't be used (a row edited by hand): the route then
+    # takes no event, and each says why.
+    broken: str = ""
+
+    def refuses(self, event: rules.EventVariables) -> str | None:
+        """None when the route's filter and match take the event, else why not."""
+        if self.broken:
+            return self.broken
+        if self.compiled is None or not self.compiled.selects:
+            return None
+        try:
+            return rules.decide(self.compiled, event)
+        except Exception as exc:  # a bug must not cost the event: it is still stored
+            logger.exception("evaluating route %d's filter failed", self.route_id)
+            return f"filter error: internal error ({type(exc).__name__})"
 
 
 class _CachedRoutes(NamedTuple):
@@ -202,13 +219,42 @@ def _routes(source_id: int) -> list[RouteTarget]:
     if hit is not None and now - hit.read_at < ROUTE_CACHE_SECONDS:
         return hit.routes
     routes = [
-        RouteTarget(destination_id, patterns or [])
-        for destination_id, patterns in Route.objects.filter(
-            source_id=source_id, enabled=True
-        ).values_list("destination_id", "events")
+        _target(*row)
+        for row in Route.objects.filter(source_id=source_id, enabled=True).values_list(
+            "pk", "destination_id", "destination__name", "source__slug", "events", "filter", "match"
+        )
     ]
     _route_cache[source_id] = _CachedRoutes(now, routes)
     return routes
+
+
+def _target(
+    pk: int,
+    destination_id: int,
+    destination_name: str,
+    source_slug: str,
+    patterns: list[str] | None,
+    filter: str,
+    match: object,
+) -> RouteTarget:
+    compiled: rules.RouteRules | None = None
+    broken = ""
+    if filter or match:
+        try:
+            # Compiled programs are cached by text (hookway.routing.expr): refreshing
+            # this cache every second compiles nothing new.
+            compiled = rules.check(filter, match or None)
+        except rules.RuleError as exc:
+            broken = f"the route's rules can't be used: {exc}"
+    return RouteTarget(
+        destination_id,
+        patterns or [],
+        route_id=pk,
+        destination_name=destination_name,
+        source_slug=source_slug,
+        compiled=compiled,
+        broken=broken,
+    )
 
 
 def _notify_dispatchers() -> None:
@@ -229,6 +275,7 @@ class _EventRow(NamedTuple):
     body: bytes
     body_sha256: str
     conflict_with: str
+    filtered_out: str  # JSON text
     received_at: AdaptedDatetime
     client_ip: Any
 
@@ -282,6 +329,7 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
             seen[key].append(_Seen(event_id, digest))
         if incoming.source_id not in routes:
             routes[incoming.source_id] = _routes(incoming.source_id)
+        taken, filtered_out = _fan_out(incoming, routes[incoming.source_id])
         event_rows.append(
             _EventRow(
                 id=event_id,
@@ -293,29 +341,29 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
                 body=incoming.body,
                 body_sha256=digest,
                 conflict_with=conflict_with,
+                filtered_out=json.dumps(filtered_out),
                 received_at=adapt(incoming.received_at),
                 client_ip=connection.ops.adapt_ipaddressfield_value(incoming.client_ip),
             )
         )
-        count = 0
-        for route in routes[incoming.source_id]:
-            if route_matches(route.patterns, incoming.event_name):
-                delivery_rows.append(
-                    _DeliveryRow(
-                        id=ids.delivery_id(),
-                        event_id=event_id,
-                        destination_id=route.destination_id,
-                        state=DeliveryState.PENDING.value,
-                        attempts=0,
-                        next_attempt_at=due,
-                        lease_owner="",
-                        last_error="",
-                        created_at=due,
-                    )
+        for route in taken:
+            delivery_rows.append(
+                _DeliveryRow(
+                    id=ids.delivery_id(),
+                    event_id=event_id,
+                    destination_id=route.destination_id,
+                    state=DeliveryState.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=due,
+                    lease_owner="",
+                    last_error="",
+                    created_at=due,
                 )
-                count += 1
+            )
         results.append(
-            StoredEvent(id=event_id, deliveries=count, duplicate=False, conflict_with=conflict_with)
+            StoredEvent(
+                id=event_id, deliveries=len(taken), duplicate=False, conflict_with=conflict_with
+            )
         )
     with connection.cursor() as cursor:
         if event_rows:
@@ -327,6 +375,32 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
     return results
 
 
+def _fan_out(
+    incoming: IncomingEvent, routes: list[RouteTarget]
+) -> tuple[list[RouteTarget], list[dict[str, str]]]:
+    """The routes that take this event, and those whose filter or match did not, with
+    why (kept on the event). The body is parsed at most once, and only when a route
+    whose event names match has a filter or a match."""
+    taken: list[RouteTarget] = []
+    filtered_out: list[dict[str, str]] = []
+    event: rules.EventVariables | None = None
+    for route in routes:
+        if not route_matches(route.patterns, incoming.event_name):
+            continue
+        if route.compiled is not None or route.broken:
+            if event is None:
+                event = rules.EventVariables(
+                    incoming.body, incoming.headers, incoming.event_name, route.source_slug
+                )
+            reason = route.refuses(event)
+            if reason is not None:
+                filtered_out.append({"destination": route.destination_name, "reason": reason})
+                rules.log_skip(route.route_id, route.destination_name, reason)
+                continue
+        taken.append(route)
+    return taken, filtered_out
+
+
 class _Insert:
     """A prepared INSERT for one table, built from the model's own table and column
     names. Used instead of ``bulk_create`` on ingest's hot path: the writer thread holds
@@ -334,11 +408,14 @@ class _Insert:
     times as much Python per event (59 us measured), time the event loop could not run."""
 
     def __init__(
-        self, model: type[Event] | type[Delivery], columns: tuple[str, ...], json_column: str = ""
+        self,
+        model: type[Event] | type[Delivery],
+        columns: tuple[str, ...],
+        json_columns: tuple[str, ...] = (),
     ):
         self.model = model
         self.columns = columns
-        self.json_column = json_column
+        self.json_columns = json_columns
         self._sql: dict[str, str] = {}
 
     def sql(self) -> str:
@@ -348,7 +425,7 @@ class _Insert:
             fields = {f.column for f in self.model._meta.concrete_fields}
             assert set(self.columns) <= fields, "column list out of date with the model"
             marks = [
-                "%s::jsonb" if c == self.json_column and vendor == "postgresql" else "%s"
+                "%s::jsonb" if c in self.json_columns and vendor == "postgresql" else "%s"
                 for c in self.columns
             ]
             self._sql[vendor] = (
@@ -358,7 +435,7 @@ class _Insert:
         return self._sql[vendor]
 
 
-_EVENT_INSERT = _Insert(Event, _EventRow._fields, json_column="headers")
+_EVENT_INSERT = _Insert(Event, _EventRow._fields, json_columns=("headers", "filtered_out"))
 _DELIVERY_INSERT = _Insert(Delivery, _DeliveryRow._fields)
 
 
