@@ -297,6 +297,9 @@ class Attempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["delivery", "number"], name="attempt_delivery_number")
         ]
+        # The last hour's or day's attempts (the stats, the console's overview): an
+        # index range, where without it every attempt ever made is read.
+        indexes = [models.Index(fields=["started_at"], name="attempt_started")]
 
     def __str__(self) -> str:
         return f"{self.delivery_id} #{self.number}"
