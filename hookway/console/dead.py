@@ -78,8 +78,9 @@ async def replay_group(request: HttpRequest) -> HttpResponseBase:
 def report_group(request: HttpRequest, destination: str, result: gate.ReplayResult) -> None:
     """One message for a bulk replay (not one per delivery), and the reasons of skips."""
     if result.created:
+        n = len(result.created)
         messages.success(
-            request, f"Replayed {len(result.created)} dead deliveries to {destination}."
+            request, f"Replayed {n} dead deliver{'y' if n == 1 else 'ies'} to {destination}."
         )
     if result.skipped:
         reasons = "; ".join(sorted({s.reason for s in result.skipped})[:3])
