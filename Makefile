@@ -18,6 +18,7 @@ help:
 	@echo "make run    set everything up and serve Hookway on http://$(HOST):$(PORT)"
 	@echo "make test   set everything up and run lint, types and the tests (SQLite + PostgreSQL)"
 	@echo "make bench  run the benchmarks (bench/README.md); make bench-smoke for a quick check"
+	@echo "make screenshots  the console's pages, seeded, into docs/console/ (docs/console.md)"
 	@echo "make drill  fault drill: load while killing processes and breaking the database (docs/operations.md)"
 
 install:
@@ -102,6 +103,12 @@ bench: bench-install
 
 bench-smoke: bench-install
 	$(RUN) --group bench python -m bench --quick
+
+# The console's pages with seeded data, at laptop and phone widths, into docs/console/
+# (docs/console.md shows them): a throwaway database and server, Debian's chromium.
+screenshots: export HOOKWAY_DEMO ?= true
+screenshots: install browser
+	$(RUN) python docs/tools/screenshots.py
 
 # Needs PostgreSQL on 127.0.0.1:5432 (DRILL_ARGS="--db sqlite" to run it on SQLite).
 drill: install

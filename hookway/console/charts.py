@@ -13,7 +13,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 600, 140
-LEFT, RIGHT, TOP, BOTTOM = 34, 6, 10, 20
+LEFT, RIGHT, TOP, BOTTOM = 40, 6, 10, 22
 
 
 @dataclass(frozen=True)
