@@ -23,19 +23,14 @@ from hookway.secrets import redact_url
 from hookway.store import stats
 
 
-async def _counts(now: datetime) -> stats.DeliveryCounts:
-    return await stats.adelivery_counts(delivered=False)
-
-
-async def _pending(now: datetime) -> dict[int, int]:
-    return await stats.apending_by_destination()
+async def _backlog(now: datetime) -> stats.Backlog:
+    return await stats.abacklog()
 
 
 PARTS = {
-    "counts": _counts,
+    "backlog": _backlog,
     "oldest_pending": stats.aoldest_pending,
     "window": stats.alast_hour,
-    "pending": _pending,
 }
 
 
@@ -64,7 +59,8 @@ def health(row: Destination) -> tuple[str, str]:
 async def overview(request: HttpRequest) -> HttpResponse:
     values, timed_out = await gather_parts(conf.get().stats_timeout, PARTS)
     window: stats.Window | None = values["window"]
-    pending: dict[int, int] | None = values["pending"]
+    backlog: stats.Backlog | None = values["backlog"]
+    pending = backlog.pending_by_destination if backlog is not None else None
     destinations = []
     async for row in Destination.objects.order_by("name"):
         state, detail = health(row)
@@ -98,7 +94,7 @@ async def overview(request: HttpRequest) -> HttpResponse:
     oldest = values["oldest_pending"]
     context = {
         "section": "overview",
-        "counts": values["counts"],
+        "counts": backlog.counts if backlog is not None else None,
         "oldest_pending": age_text(oldest) if oldest is not None else None,
         "window": window,
         "ingest_chart": ingest_chart,
