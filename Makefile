@@ -12,12 +12,13 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/hookway
 
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-install bench-smoke drill superuser api-key
+.PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-install bench-smoke drill superuser api-key browser screenshots
 
 help:
 	@echo "make run    set everything up and serve Hookway on http://$(HOST):$(PORT)"
 	@echo "make test   set everything up and run lint, types and the tests (SQLite + PostgreSQL)"
 	@echo "make bench  run the benchmarks (bench/README.md); make bench-smoke for a quick check"
+	@echo "make screenshots  the console's pages, seeded, into docs/console/ (docs/console.md)"
 	@echo "make drill  fault drill: load while killing processes and breaking the database (docs/operations.md)"
 
 install:
@@ -67,10 +68,18 @@ typecheck: export HOOKWAY_DEMO ?= true
 typecheck: install
 	$(RUN) mypy hookway
 
-test-sqlite: install
+# The console's browser tests drive Debian's chromium (tests/browser.py installs it too,
+# as root; anyone else is told how, and those tests are skipped saying why).
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && \
+		{ apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; } || \
+		echo "chromium is missing: sudo apt-get install chromium (the console's browser tests skip without it)"; }
+
+test-sqlite: install browser
 	env -u DATABASE_URL $(RUN) pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no tests selected
 
-test-postgres: install
+test-postgres: install browser
 	@if $(RUN) python -c "import psycopg; psycopg.connect('$(PG_TEST_URL)'.rsplit('/', 1)[0] + '/postgres', connect_timeout=3).close()" 2>/dev/null; then \
 		DATABASE_URL=$(PG_TEST_URL) $(RUN) pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]; \
 	elif [ -n "$$CI" ]; then \
@@ -94,6 +103,12 @@ bench: bench-install
 
 bench-smoke: bench-install
 	$(RUN) --group bench python -m bench --quick
+
+# The console's pages with seeded data, at laptop and phone widths, into docs/console/
+# (docs/console.md shows them): a throwaway database and server, Debian's chromium.
+screenshots: export HOOKWAY_DEMO ?= true
+screenshots: install browser
+	$(RUN) python docs/tools/screenshots.py
 
 # Needs PostgreSQL on 127.0.0.1:5432 (DRILL_ARGS="--db sqlite" to run it on SQLite).
 drill: install

@@ -30,6 +30,7 @@ BENCHMARKS = (
     "admin",
     "api_lists",
     "api_stream",
+    "console",
     "gitlab_example",
 )
 

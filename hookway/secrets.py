@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 
 def resolve_secret(ref: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -106,3 +107,17 @@ def decode_whsec(secret: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return key or None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info, if any, shown as ``***`` (the API's
+    and the console's destination URLs)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

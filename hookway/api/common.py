@@ -45,20 +45,13 @@ async def keyset_page(
     rows: QuerySet[Row], paging: PageParams, item: Callable[[Row], dict[str, Any]]
 ) -> dict[str, Any]:
     """One page of ``rows`` (newest first, hookway.store.browse) after ``paging.cursor``:
-    ``{"items": [...], "next": cursor or None}``; 400 for a cursor of another list. One
-    row more than the page is read, to know whether another page follows."""
+    ``{"items": [...], "next": cursor or None}`` (hookway.store.browse.apage); 400 for a
+    cursor of another list."""
     try:
-        rows = browse.after(rows, paging.cursor)
+        page = await browse.apage(rows, paging.cursor, paging.limit)
     except browse.BadCursor as exc:
         raise ApiError(400, "bad_cursor", f"cursor: {exc}") from None
-    size = browse.page_size(paging.limit)
-    page = [row async for row in rows[: size + 1]]
-    more = len(page) > size
-    page = page[:size]
-    return {
-        "items": [item(row) for row in page],
-        "next": browse.cursor_of(page[-1]) if more else None,
-    }
+    return {"items": [item(row) for row in page.rows], "next": page.next}
 
 
 def aware(when: datetime | None) -> datetime | None:

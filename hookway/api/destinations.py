@@ -4,19 +4,16 @@ Destinations the config file manages are read-only here (409), but may be paused
 resumed, enabled again (after a 410) and tested like any other.
 
 ``POST /destinations/{name}/test`` sends a signed ``hookway.ping`` now, through the
-dispatcher's own sender (hookway.send.sender: the SSRF guard, signing, headers, the
-timeout over the whole attempt), and nothing is stored."""
+dispatcher's own sender (hookway.dispatch.ping, which the console's test shares), and
+nothing is stored."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from django.db.models import Count, Q
 from django.http import HttpRequest
-from django.utils import timezone
 from ninja import Router, Schema, Status
 from pydantic import Field
 
@@ -33,16 +30,11 @@ from hookway.api.common import (
 )
 from hookway.api.errors import ApiError, not_found
 from hookway.config.file import ConfigError, check_destination
+from hookway.dispatch import ping
 from hookway.models import DeliveryState, Destination
-from hookway.outbound import ErrorKind
-from hookway.secrets import describe_ref
-from hookway.send import sender
-from hookway.send.client import make_client
-from hookway.send.guard import Guard
+from hookway.secrets import describe_ref, redact_url
 
 router = Router(tags=["destinations"])
-
-EXCERPT = 2000
 
 
 class DestinationOut(Schema):
@@ -119,18 +111,6 @@ class TestOut(Schema):
     response_excerpt: str
 
 
-def _shown_url(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def _state(row: Destination) -> str:
     states = [s for s, on in (("paused", row.paused), ("disabled", not row.enabled)) if on]
     return ", ".join(states) or "active"
@@ -141,7 +121,7 @@ def destination_out(row: Destination) -> dict[str, Any]:
     return {
         "name": row.name,
         "kind": "handler" if row.handler else "celery" if row.celery_task else "http",
-        "url": _shown_url(row.url) if row.url else "",
+        "url": redact_url(row.url) if row.url else "",
         "handler": row.handler,
         "celery_task": row.celery_task,
         "timeout_seconds": row.timeout_seconds,
@@ -368,50 +348,33 @@ async def disable_destination(request: HttpRequest, name: str) -> dict[str, Any]
     "destination (nothing to ping over HTTP). Nothing is stored.",
 )
 async def test_destination(request: HttpRequest, name: str) -> dict[str, Any]:
-    body = json.dumps(
-        {
-            "type": "hookway.ping",
-            "timestamp": timezone.now().isoformat(),
-            "data": {"destination": name},
-        }
-    ).encode()
-    delivery = await gate.aping_delivery(name, body)
-    if delivery is None:
-        raise not_found("destination", repr(name))
-    if delivery.kind != "http":
-        # A ping would run the project's own code (or queue its task) with an event it
-        # never expects; replaying a real event to it is the test that means something.
-        target = delivery.handler or delivery.celery_task
+    try:
+        result = await ping.aping(name)
+    except ping.NoSuchDestination:
+        raise not_found("destination", repr(name)) from None
+    except ping.NotHttp as exc:
         raise ApiError(
             409,
             "not_http",
-            f"'{name}' is a {delivery.kind} destination ({target}): the test sends HTTP; "
-            "replay a stored event to it instead (POST /api/v1/events/{id}/replay)",
-        )
-    client = make_client(max_connections=1)
-    try:
-        result = await sender.send(client, Guard.from_settings(), delivery)
-    finally:
-        await client.aclose()
-    latency = round(result.duration_ms, 1)
-    excerpt = result.response_body[:EXCERPT]
-    if result.outcome == "success":
-        assert result.status_code is not None
+            f"{exc}; replay a stored event to it instead (POST /api/v1/events/{{id}}/replay)",
+        ) from None
+    if result.verdict == ping.Verdict.DELIVERED:
+        assert result.status is not None
         return {
             "ok": True,
-            "status": result.status_code,
-            "latency_ms": latency,
-            "webhook_id": delivery.delivery_id,
-            "response_excerpt": excerpt,
+            "status": result.status,
+            "latency_ms": result.latency_ms,
+            "webhook_id": result.webhook_id,
+            "response_excerpt": result.response_excerpt,
         }
-    facts = {"kind": result.error_kind.value, "latency_ms": latency}
-    if result.status_code is not None:
+    facts = {"kind": result.error_kind.value, "latency_ms": result.latency_ms}
+    if result.verdict == ping.Verdict.DESTINATION_ERROR:
         raise ApiError(
             502,
             "destination_error",
-            f"'{name}' answered HTTP {result.status_code}",
-            extra={"status": result.status_code, "response_excerpt": excerpt, **facts},
+            f"'{name}' answered HTTP {result.status}",
+            extra={"status": result.status, "response_excerpt": result.response_excerpt, **facts},
         )
-    if result.error_kind == ErrorKind.TIMEOUT:
+    if result.verdict == ping.Verdict.TIMED_OUT:
         raise ApiError(504, "destination_timeout", result.error, extra=facts)
     raise ApiError(503, "destination_unreachable", result.error, extra=facts)

@@ -17,25 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Min, Q
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router, Schema
 from pydantic import Field
 
 from hookway import conf, gate
-from hookway.api.filters import ApiState
-from hookway.models import Attempt, AttemptOutcome, Delivery, DeliveryState, Event, Source
+from hookway.store import stats as store_stats
 
 router = Router(tags=["stats"])
 logger = logging.getLogger("hookway.api")
-
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 
 
 class DeliveryCounts(Schema):
@@ -79,82 +74,42 @@ class Stats(Schema):
 
 
 async def delivery_counts(now: datetime) -> DeliveryCounts:
-    counts = dict.fromkeys(ApiState, 0)
-    rows = (
-        Delivery.objects.order_by()  # no default ordering in the GROUP BY
-        .values("state")
-        .annotate(total=Count("id"), tried=Count("id", filter=Q(attempts__gt=0)))
+    counts = await store_stats.adelivery_counts()
+    assert counts.delivered is not None
+    return DeliveryCounts(
+        pending=counts.pending,
+        failing=counts.failing,
+        delivered=counts.delivered,
+        dead=counts.dead,
     )
-    async for row in rows:
-        if row["state"] == DeliveryState.PENDING:
-            counts[ApiState.PENDING] += row["total"] - row["tried"]
-            counts[ApiState.FAILING] += row["tried"]
-        elif row["state"] == DeliveryState.SUCCEEDED:
-            counts[ApiState.DELIVERED] += row["total"]
-        elif row["state"] == DeliveryState.DEAD:
-            counts[ApiState.DEAD] += row["total"]
-    return DeliveryCounts(**{state.value: n for state, n in counts.items()})
 
 
 async def source_ingest(now: datetime) -> list[SourceIngest]:
-    hour_ago, day_ago = now - HOUR, now - DAY
-    counts: dict[int, tuple[int, int]] = {}
-    rows = (
-        Event.objects.filter(received_at__gte=day_ago)
-        .order_by()
-        .values("source_id")
-        .annotate(last_day=Count("id"), last_hour=Count("id", filter=Q(received_at__gte=hour_ago)))
-    )
-    async for row in rows:
-        counts[row["source_id"]] = (row["last_hour"], row["last_day"])
     return [
-        SourceIngest(
-            source=slug, last_hour=counts.get(pk, (0, 0))[0], last_day=counts.get(pk, (0, 0))[1]
-        )
-        async for pk, slug in Source.objects.order_by("slug").values_list("pk", "slug")
+        SourceIngest(source=row.source, last_hour=row.last_hour, last_day=row.last_day)
+        for row in await store_stats.asource_ingest(now)
     ]
 
 
-def _rate(attempts: int, succeeded: int) -> SuccessRate:
+def _rate(rate: store_stats.Rate) -> SuccessRate:
     return SuccessRate(
-        attempts=attempts,
-        succeeded=succeeded,
-        success_rate=round(succeeded / attempts, 4) if attempts else None,
+        attempts=rate.attempts, succeeded=rate.succeeded, success_rate=rate.success_rate
     )
 
 
 async def destination_health(now: datetime) -> list[DestinationHealth]:
-    hour_ago, day_ago = now - HOUR, now - DAY
-    ok = Q(outcome=AttemptOutcome.SUCCESS)
-    recent = Q(started_at__gte=hour_ago)
-    rows = (
-        Attempt.objects.filter(started_at__gte=day_ago)
-        .exclude(outcome=AttemptOutcome.IN_FLIGHT)
-        .order_by("delivery__destination__name")
-        .values("delivery__destination__name")
-        .annotate(
-            day=Count("id"),
-            day_ok=Count("id", filter=ok),
-            hour=Count("id", filter=recent),
-            hour_ok=Count("id", filter=ok & recent),
-        )
-    )
     return [
         DestinationHealth(
-            destination=row["delivery__destination__name"],
-            last_hour=_rate(row["hour"], row["hour_ok"]),
-            last_day=_rate(row["day"], row["day_ok"]),
+            destination=row.destination,
+            last_hour=_rate(row.last_hour),
+            last_day=_rate(row.last_day),
         )
-        async for row in rows
+        for row in await store_stats.adestination_health(now)
     ]
 
 
 async def oldest_pending_seconds(now: datetime) -> float | None:
-    found = await Delivery.objects.filter(state=DeliveryState.PENDING).aaggregate(
-        oldest=Min("created_at")
-    )
-    oldest: datetime | None = found["oldest"]
-    return None if oldest is None else round(max(0.0, (now - oldest).total_seconds()), 3)
+    return await store_stats.aoldest_pending(now)
 
 
 # How long a cut-off part may take to end once its query is interrupted.
@@ -177,10 +132,19 @@ PARTS: dict[str, Callable[[datetime], Coroutine[Any, Any, Any]]] = {
 }
 
 
-async def gather_parts(seconds: float) -> tuple[dict[str, Any], list[str]]:
-    """Run every part concurrently for at most ``seconds`` in all. Returns each
-    part's value (None for one that timed out) and the names of those that did, in
-    PARTS order. A part that fails raises, as any bug in a view would."""
+Part = Callable[[datetime], Coroutine[Any, Any, Any]]
+
+
+async def gather_parts(
+    seconds: float, parts: Mapping[str, Part] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Run every part (``parts``, else PARTS; each called with the same now)
+    concurrently for at most ``seconds`` in all. Returns each part's value (None for
+    one that timed out) and the names of those that did, in their order. A part that
+    fails raises, as any bug in a view would. (The console's overview runs its own
+    parts through this too.)"""
+    if parts is None:
+        parts = PARTS
     now = timezone.now()
     deadline = time.monotonic() + seconds
     # The thread the parts' queries run on, so one still running at the deadline can be
@@ -188,7 +152,7 @@ async def gather_parts(seconds: float) -> tuple[dict[str, Any], list[str]]:
     handle = await gate.aquery_handle()
     tasks: dict[str, asyncio.Task[Any]] = {
         name: asyncio.create_task(part(now), name=f"hookway-stats-{name}")
-        for name, part in PARTS.items()
+        for name, part in parts.items()
     }
     remaining = max(0.0, deadline - time.monotonic())
     _, pending = await asyncio.wait(tasks.values(), timeout=remaining)

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",  # the API docs' Swagger UI, served from static files (no CDN)
     "hookway.apps.HookwayConfig",
+    "hookway.console.apps.ConsoleConfig",  # the operator console at / (docs/console.md)
 ]
 
 MIDDLEWARE = [

@@ -1,5 +1,5 @@
 """The standalone server's URLconf: the app's ingest under /hooks/, plus the admin, the
-operator API and the health checks."""
+operator API, the health checks and, at the root, the operator console."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -19,4 +19,5 @@ urlpatterns = [
     path("echo", echo.echo, name="echo"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("", include("hookway.console.urls")),
 ]

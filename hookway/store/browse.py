@@ -21,7 +21,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils.dateparse import parse_datetime
@@ -201,3 +201,25 @@ def decode_cursor(cursor: str, model: type[Event] | type[Delivery]) -> tuple[dat
 
 def page_size(limit: int | None) -> int:
     return DEFAULT_LIMIT if limit is None else max(1, min(limit, MAX_LIMIT))
+
+
+@dataclass(frozen=True)
+class Page(Generic[M]):
+    """One page of a list: its rows, and the cursor of the page after it (None on the
+    last page)."""
+
+    rows: list[M]
+    next: str | None
+
+
+async def apage(rows: QuerySet[M], cursor: str | None, limit: int | None) -> Page[M]:
+    """The page of ``rows`` (newest first, from events() or deliveries()) after
+    ``cursor``, of at most ``limit`` rows; raises BadCursor for a cursor of another
+    list. One row more than the page is read, to know whether another page follows.
+    (The operator API's lists and the console's event list both page with this.)"""
+    rows = after(rows, cursor)
+    size = page_size(limit)
+    found = [row async for row in rows[: size + 1]]
+    more = len(found) > size
+    found = found[:size]
+    return Page(found, cursor_of(found[-1]) if more else None)

@@ -43,10 +43,12 @@ class Command(BaseCommand):
         # Under `make run` (demo mode) the make targets carry the demo's settings along.
         demo = settings.SECRET_KEY == conf.DEVELOPMENT_SECRET_KEY
         make_key = "make api-key NAME=me" if demo else "./manage.py create_api_key NAME"
+        make_user = "make superuser" if demo else "./manage.py createsuperuser"
         lines = [
             "",
             f"Hookway is starting on {base}",
-            f"  admin    {base}/admin/            (create a login: make superuser)",
+            f"  console  {base}/                  (log in as a staff user; create one: {make_user})",
+            f"  admin    {base}/admin/            (the same login)",
             f"  api      {base}/api/v1/docs       (a key: {make_key})",
             f"  health   {base}/healthz  {base}/readyz",
             "",
