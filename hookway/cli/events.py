@@ -218,7 +218,7 @@ def show_event(detail: dict[str, Any]) -> Group:
         for name, value in headers.items():
             table.add_row(name, str(value))
         parts += [Text(""), table]
-    parts += [Text(""), Panel(_body(detail), title="body", title_align="left")]
+    parts += [Text(""), Panel(_body(detail), title="body", title_align="left", expand=False)]
     deliveries = Table(title="deliveries", title_justify="left", box=None, pad_edge=False)
     for column in ("delivery", "destination", "state", "attempt", "at", "answer", "latency"):
         deliveries.add_column(column, no_wrap=column != "answer")

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from hookway.cli.client import Api, describe_transport_error, path
 from hookway.cli.errors import CliError, NotFound, Unreachable
-from hookway.cli.output import Output, clock, now_iso, status_text
+from hookway.cli.output import Output, clock, now_iso, plural, status_text
 from hookway.cli.stream import Interrupted, Message, Stream
 from hookway.headers import is_hop_by_hop
 
@@ -104,13 +104,10 @@ class Listener:
         self.app_down = asyncio.Event()
         self.lock = asyncio.Lock()
         self.seen: dict[str, None] = {}
-        self.counts = {
-            "events": 0,
-            "delivered": 0,
-            "other_status": 0,
-            "unreachable": 0,
-            "resent": 0,
-        }
+        # Per event: each is counted once as delivered (2xx, resent ones too) or as
+        # answered with another status, or is still waiting or not delivered; app_down
+        # counts those that found the app down at first, resent those of them it got later.
+        self.counts = {"events": 0, "delivered": 0, "other_status": 0, "app_down": 0, "resent": 0}
         self.started = time.monotonic()
         self.stream: Stream | None = None
 
@@ -237,12 +234,14 @@ class Listener:
                 await self._drain()
             if self.replay_missed and self.missed:
                 self.missed.append(forward)
+                self.counts["app_down"] += 1
                 self._line(forward, None, queued=True)
                 return
             outcome = await self.send(forward)
             self._count(outcome)
             if outcome.unreachable:
                 self.down_reason = outcome.error or ""
+                self.counts["app_down"] += 1
                 if self.replay_missed:
                     self.missed.append(forward)
                     self.app_down.set()
@@ -263,7 +262,7 @@ class Listener:
                 back = True
                 self.out.notice(
                     "app_back",
-                    f"your app answers again: resending {len(self.missed)} missed event(s)",
+                    f"your app answers again: resending {plural(len(self.missed), 'missed event')}",
                     style="green",
                     waiting=len(self.missed),
                 )
@@ -290,8 +289,8 @@ class Listener:
 
     def _count(self, outcome: Outcome) -> None:
         if outcome.unreachable:
-            self.counts["unreachable"] += 1
-        elif 200 <= (outcome.status or 0) < 300:
+            return  # the event waits or is not delivered: counted as app_down
+        if 200 <= (outcome.status or 0) < 300:
             self.counts["delivered"] += 1
         else:
             self.counts["other_status"] += 1
@@ -329,14 +328,15 @@ class Listener:
             (forward.event_name.ljust(18), "bold"),
             "  ",
         )
-        if queued:
+        if queued or (outcome is not None and outcome.unreachable):
+            # "app:" names whose problem it is (the local app's, not Hookway's).
+            reason = self.down_reason if outcome is None else outcome.error
+            line.append(f"✗ app: {reason}", "bold red")
             line.append(
-                f"✗ app unreachable ({self.down_reason}): waiting, {len(self.missed)} queued", "red"
-            )
-        elif outcome is not None and outcome.unreachable:
-            line.append(f"✗ app unreachable ({outcome.error})", "bold red")
-            line.append(
-                f", {len(self.missed)} queued" if self.replay_missed else ", not delivered", "red"
+                f", queued ({len(self.missed)} waiting)"
+                if self.replay_missed
+                else ", not delivered",
+                "red",
             )
         elif outcome is not None:
             line.append("→ ")
@@ -366,16 +366,17 @@ class Listener:
             return
         minutes, seconds = divmod(int(s["seconds"]), 60)
         self.out.print(Text(f"\nStopped after {minutes}m{seconds:02d}s.", style="bold"))
-        parts = [
-            f"{s['events']} event(s)",
-            f"{s['delivered']} delivered (2xx)",
-            f"{s['other_status']} answered another status",
-            f"{s['unreachable']} failed to reach your app",
-        ]
-        if self.replay_missed:
-            parts.append(f"{s['resent']} resent")
-        parts.append(f"{s['reconnects']} reconnect(s)")
-        self.out.print(", ".join(parts) + ".")
+        line = (
+            f"{plural(s['events'], 'event')}: {s['delivered']} delivered (2xx), "
+            f"{s['other_status']} answered another status"
+        )
+        if s["app_down"]:
+            line += f"; {s['app_down']} found your app down"
+            if self.replay_missed:
+                line += f" ({s['resent']} resent, {len(s['waiting'])} still waiting)"
+            else:
+                line += " (not delivered)"
+        self.out.print(line + f"; {plural(s['reconnects'], 'reconnect')}.")
         if s["waiting"]:
             self.out.print(
                 Text(f"Still waiting for your app (not sent): {', '.join(s['waiting'])}", "yellow")

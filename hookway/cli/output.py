@@ -54,6 +54,13 @@ class Output:
             self.err.print(f"[dim]{escape(exc.hint)}[/]")
 
 
+def plural(count: int, word: str) -> str:
+    """``1 event``, ``2 events``, ``1 delivery``, ``3 deliveries``."""
+    if count == 1:
+        return f"1 {word}"
+    return f"{count} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

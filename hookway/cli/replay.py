@@ -17,7 +17,7 @@ from rich.text import Text
 
 from hookway.cli.client import Api, path
 from hookway.cli.errors import CliError, UsageProblem
-from hookway.cli.output import Output
+from hookway.cli.output import Output, plural
 
 
 def _skipped_lines(out: Output, skipped: list[dict[str, Any]]) -> None:
@@ -80,7 +80,9 @@ async def replay_event(
     if out.as_json:
         out.json(answer)
         return
-    out.print(Text(f"✓ {answer['replayed']} delivery(ies) of {event_id} replayed", style="green"))
+    out.print(
+        Text(f"✓ replayed {plural(answer['replayed'], 'delivery')} of {event_id}", style="green")
+    )
     _created_lines(out, answer["created"], dry_run=False)
     _skipped_lines(out, answer["skipped"])
 
@@ -109,8 +111,8 @@ async def replay_bulk(
             return
         out.print(
             Text(
-                f"would replay {planned['replayed']} {filters['state']} delivery(ies){where} "
-                f"of {len(events)} event(s); {len(planned['skipped'])} skipped "
+                f"would replay {plural(planned['replayed'], filters['state'] + ' delivery')}"
+                f"{where} of {plural(len(events), 'event')}; {len(planned['skipped'])} skipped "
                 "(dry run: nothing was changed)",
                 style="bold",
             )
@@ -155,8 +157,8 @@ async def replay_bulk(
         return
     out.print(
         Text(
-            f"✓ replayed {len(created)} {filters['state']} delivery(ies){where} of "
-            f"{len(events)} event(s)"
+            f"✓ replayed {plural(len(created), filters['state'] + ' delivery')}{where} of "
+            f"{plural(len(events), 'event')}"
             + (f" ({planned['replayed']} planned)" if len(created) != planned["replayed"] else ""),
             style="green",
         )

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from hookway.cli.client import Api, decode, error_fields, path
 from hookway.cli.errors import CliError, NotFound, Refused, UsageProblem
-from hookway.cli.output import Output, status_text
+from hookway.cli.output import Output, plural, status_text
 from hookway.inbound import VerifyScheme
 from hookway.signers import SignError, needs_secret, sign_webhook
 
@@ -100,7 +100,7 @@ async def send(
             line.append_text(status_text(202))
             line.append(
                 f": {source}/{event_name or '(name from the body)'} stored as {answer.get('id')}"
-                f" ({answer.get('deliveries', 0)} delivery(ies)), signed with {verify.value}"
+                f" ({plural(answer.get('deliveries', 0), 'delivery')}), signed with {verify.value}"
             )
             out.print(line)
         else:

@@ -161,7 +161,7 @@ def test_replay_dry_run_counts_what_replay_then_replays(
 
     done = hookway(tmp_path, "replay", "--dead", "--destination", "billing", *common)
     assert done.returncode == 0, done.stderr
-    assert "replayed 3 dead delivery(ies) to billing of 3 event(s)" in done.stdout
+    assert "replayed 3 dead deliveries to billing of 3 events" in done.stdout
     assert "3/3" in done.stderr  # the progress bar, finished
     replays = Delivery.objects.filter(replay_of__isnull=False)
     assert sorted(d.event_id for d in replays) == sorted(ids)

@@ -91,7 +91,7 @@ def test_events_reach_the_local_app_in_order_as_their_senders_sent_them(
 
     assert listener.interrupt() == 0
     summary = listener.wait_for("summary")[0]
-    assert (summary["events"], summary["delivered"], summary["unreachable"]) == (3, 3, 0)
+    assert (summary["events"], summary["delivered"], summary["app_down"]) == (3, 3, 0)
     assert len(app.received()) == 3  # the other source's event and refund.made never came
 
 
@@ -222,6 +222,7 @@ def test_an_app_that_is_down_gets_the_missed_events_in_order_when_it_is_back(
 
     assert listener.interrupt() == 0
     summary = listener.wait_for("summary")[0]
+    assert (summary["events"], summary["delivered"], summary["app_down"]) == (5, 5, 3)
     assert summary["resent"] == 3
     assert summary["waiting"] == []
 
@@ -244,4 +245,4 @@ def test_without_replay_missed_an_app_that_is_down_is_said_and_summed_up(
     assert listener.interrupt() == 0
     summary = listener.wait_for("summary")[0]
     assert summary["not_delivered"] == ids
-    assert summary["unreachable"] == 2
+    assert summary["app_down"] == 2
