@@ -69,7 +69,7 @@ def raise_for_answer(response: httpx.Response, what: str) -> None:
         raise Refused(f"{detail}", code=code, hint="this needs a key with the write scope")
     if status == 404:
         raise NotFound(detail or f"{what}: not found", code=code, data=data)
-    raise CliError(f"{what}: {status} {code}: {detail}", code=code, data=data)
+    raise CliError(f"{what}: {status} {code}: {detail}", code=code, data=data, status=status)
 
 
 class Api:

@@ -19,10 +19,17 @@ class CliError(Exception):
     exit_code = FAILED
 
     def __init__(
-        self, message: str, *, code: str = "failed", hint: str = "", data: Any = None
+        self,
+        message: str,
+        *,
+        code: str = "failed",
+        hint: str = "",
+        data: Any = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.status = status  # the HTTP status Hookway answered, when it did
         self.code = code
         self.hint = hint
         self.data = data

@@ -15,8 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from hookway.cli.client import Api, path
+from hookway.cli.errors import Unreachable
 from hookway.cli.output import Output, clock, local_time, state_style, status_text
-from hookway.cli.stream import Message, Stream
+from hookway.cli.stream import Interrupted, Message, Stream
 
 # The most of a body ``events show`` prints (the API's /body has all of it).
 SHOWN_BODY = 20_000
@@ -114,11 +115,15 @@ class _Tail:
             # list or comes on the stream (or both: listed ids are not printed twice).
             self.started = True
             if self.lines:
-                page = await self.api.get_json(
-                    path("events"),
-                    what="the event list",
-                    params={**self.filters, "limit": str(self.lines)},
-                )
+                try:
+                    page = await self.api.get_json(
+                        path("events"),
+                        what="the event list",
+                        params={**self.filters, "limit": str(self.lines)},
+                    )
+                except Unreachable as exc:
+                    self.started = False  # list them after the reconnect
+                    raise Interrupted(f"listing recent events: {exc.message}") from None
                 for event in reversed(page["items"]):
                     self.listed.add(event["id"])
                     self._event(event, local_time(event["received_at"]))

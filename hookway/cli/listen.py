@@ -164,15 +164,21 @@ class Listener:
         Raises Interrupted when the server can't be reached: the stream resumes before it."""
         event_id = str(event["id"])
         try:
-            detail, body = await asyncio.gather(
-                self.api.get_json(path("events", event_id), what=f"event {event_id}"),
-                self.api.request("GET", path("events", event_id, "body"), what=f"event {event_id}"),
+            # One after the other: gather would leave the second running when the first fails.
+            detail = await self.api.get_json(path("events", event_id), what=f"event {event_id}")
+            body = await self.api.request(
+                "GET", path("events", event_id, "body"), what=f"event {event_id}"
             )
         except Unreachable as exc:
             raise Interrupted(f"fetching {event_id}: {exc.message}") from None
         except NotFound:
             self.out.notice("gone", f"{event_id} is no longer stored in Hookway: skipped")
             return None
+        except CliError as exc:
+            if exc.status is None or exc.status < 500:
+                raise
+            # A server starting, stopping or overloaded: the stream resumes before it.
+            raise Interrupted(f"fetching {event_id}: {exc.message}") from None
         headers = detail.get("headers") if isinstance(detail.get("headers"), dict) else {}
         return Forward(
             event_id=event_id,
@@ -205,6 +211,10 @@ class Listener:
                 if not cursor or any(e["id"] <= after_event for e in items):
                     break
         except Unreachable as exc:
+            raise Interrupted(f"listing missed events: {exc.message}") from None
+        except CliError as exc:
+            if exc.status is None or exc.status < 500:
+                raise
             raise Interrupted(f"listing missed events: {exc.message}") from None
         for event in sorted(found, key=lambda e: str(e["id"])):
             await self._event(event)

@@ -219,6 +219,10 @@ def test_an_app_that_is_down_gets_the_missed_events_in_order_when_it_is_back(
     resent = [line for line in listener.of("forwarded") if line["resent"]]
     assert [line["event_id"] for line in resent] == missed
     assert listener.of("app_back")
+    wait_for(
+        lambda: len([f for f in listener.of("forwarded") if f["status"] == 200]) == 5,
+        "the listener to hear back about all five",
+    )
 
     assert listener.interrupt() == 0
     summary = listener.wait_for("summary")[0]
