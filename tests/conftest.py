@@ -143,8 +143,11 @@ def start_server(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..
     """Start Hookway under uvicorn (lifespan on); stopped at the end of the test."""
     servers: list[ServerProcess] = []
 
-    def start(env: dict[str, str] | None = None, ready_timeout: float = 30) -> ServerProcess:
-        port = free_port()
+    def start(
+        env: dict[str, str] | None = None, ready_timeout: float = 30, port: int | None = None
+    ) -> ServerProcess:
+        # ``port``: the port of a server stopped earlier in the test, to restart it there.
+        port = port or free_port()
         log_path = tmp_path / f"server-{port}.log"
         env = {"HOOKWAY_ALLOW_PRIVATE_DESTINATIONS": "true", **(env or {})}
         argv = [
@@ -186,8 +189,8 @@ def receiver() -> Iterator[Callable[..., Any]]:
 
     started: list[Receiver] = []
 
-    def start(behaviour: Any = None) -> Receiver:
-        r = Receiver(behaviour)
+    def start(behaviour: Any = None, port: int = 0) -> Receiver:
+        r = Receiver(behaviour, port)
         started.append(r)
         return r
 

@@ -3,6 +3,8 @@ records every request and answers as the test scripts it (status, headers, delay
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,13 +39,14 @@ Behaviour = Callable[[Received, int], Reply]
 class Receiver:
     """``behaviour(request, n)`` decides each reply; n counts requests to that path (1-based)."""
 
-    def __init__(self, behaviour: Behaviour | None = None):
+    def __init__(self, behaviour: Behaviour | None = None, port: int = 0):
         self.behaviour: Behaviour = behaviour or (lambda request, n: Reply())
         self.requests: list[Received] = []
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
+        self._connections: set[socket.socket] = set()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +54,16 @@ class Receiver:
 
             def log_message(self, format: str, *args: object) -> None:
                 return
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver._lock:
+                    receiver._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with receiver._lock:
+                    receiver._connections.discard(self.connection)
+                super().finish()
 
             def do_POST(self) -> None:
                 arrived = time.monotonic()
@@ -89,7 +102,7 @@ class Receiver:
             def handle_error(self, request: object, client_address: object) -> None:
                 return  # a dispatcher killed mid-request resets its connections: expected
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -105,5 +118,11 @@ class Receiver:
             return [r for r in self.requests if path is None or r.path == path]
 
     def stop(self) -> None:
+        """Stop as a process that exits would: kept-alive connections are closed too."""
         self.server.shutdown()
         self.server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)

@@ -32,6 +32,16 @@ class StallingProxy:
     def resume(self) -> None:
         self._flowing.set()
 
+    def cut(self) -> None:
+        """Close every connection open now (as a proxy restarting would); new ones are
+        still accepted."""
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the pipes' blocked recv()
+            with contextlib.suppress(OSError):
+                sock.close()
+
     def close(self) -> None:
         self._closed.set()
         self._flowing.set()

@@ -63,8 +63,15 @@ async def _events(
     feed = feed_module.current()
     subscriber, start = await feed.subscribe(filters)
     try:
-        yield f"retry: {RETRY_MS}\n".encode() + _comment("hookway event stream")
         cursor = start
+        # The opening block carries the cursor the stream starts from: a client that
+        # loses the connection before any message came reconnects from here, missing
+        # nothing (an id with no data dispatches no event, but it is the id EventSource
+        # sends back as Last-Event-ID).
+        opening = resume if resume is not None else start
+        yield f"retry: {RETRY_MS}\nid: {opening.encode()}\n".encode() + _comment(
+            "hookway event stream"
+        )
         if resume is not None:
             missed, reached, more = await backfill(resume, filters, conf.get().stream_backfill)
             for message in missed:

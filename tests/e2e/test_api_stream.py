@@ -82,3 +82,28 @@ def test_live_events_heartbeats_and_an_exact_resume(start_server: Callable[..., 
 
     ids = [m["id"].split(".")[0] for m in got + resumed]
     assert ids == first + missed + later  # every event, once, in order
+
+
+def test_the_opening_block_carries_an_id_to_resume_from_before_any_message(
+    start_server: Callable[..., Any],
+) -> None:
+    # A client cut off before its first message reconnects from the id the stream opened
+    # with, and gets what was posted meanwhile: nothing is missed even then.
+    Source.objects.create(slug="demo")
+    _, key = apikeys.create("opening", "read")
+    server = start_server(ENV)
+    headers = {"Authorization": f"Bearer {key}"}
+    url = f"{server.url}/api/v1/stream"
+
+    with httpx.Client(timeout=httpx.Timeout(30)) as client:
+        with client.stream("GET", url, headers=headers) as response:
+            opening = next(m for m in messages(response) if "comment" not in m)
+        assert opening["retry"] == "2000"
+        assert "data" not in opening  # an id alone: no message for EventSource to dispatch
+        missed = [post(server.url) for _ in range(2)]
+
+        with client.stream("GET", url, headers={**headers, "Last-Event-ID": opening["id"]}) as r:
+            stream = messages(r)
+            resumed = [next_event(stream) for _ in range(2)]
+
+    assert [m["id"].split(".")[0] for m in resumed] == missed
