@@ -77,6 +77,8 @@ class OutboundDelivery:
     celery_task: str = ""
     event_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     received_at: datetime | None = None
+    # Seconds to hold it before sending: its rate-limit slot (hookway.store.pacing).
+    delay: float = 0.0
 
     @property
     def kind(self) -> Literal["http", "handler", "celery"]:
