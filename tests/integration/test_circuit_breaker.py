@@ -266,19 +266,19 @@ disable_after = "2d"
 async def test_a_rate_limit_spreads_a_burst_evenly(client, receiver):
     target = receiver()
     await routes_to({"name": "slow-api", "url": target.url(), "rate_limit": "20/s"})
-    for i in range(30):
+    for i in range(60):
         await post(client, seq=i)
 
     running = dispatcher(until_empty=True)
     await asyncio.wait_for(running.run(), 60)
 
     arrivals = sorted(r.at for r in target.received())
-    assert len(arrivals) == 30
-    # Held within 10 %: no second holds more than 22 arrivals (the slots are exact; an
-    # arrival varies by the milliseconds a request takes to go out), and the whole burst
-    # took as long as the limit says.
+    assert len(arrivals) == 60
+    # Held within 10 %: no two seconds hold more than 44 arrivals (the slots are exact;
+    # each arrival varies by the milliseconds a request takes to go out, on a busy
+    # machine), and the whole burst took as long as the limit says.
     for i, start in enumerate(arrivals):
-        assert sum(1 for t in arrivals[i:] if t < start + 1.0) <= 22
+        assert sum(1 for t in arrivals[i:] if t < start + 2.0) <= 44
     rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
     assert 18 <= rate <= 22, rate
     # Waiting for its turn is not an attempt: each delivery made one.
