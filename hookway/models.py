@@ -222,8 +222,9 @@ class DestinationChange(models.Model):
     from_state = models.CharField(max_length=16)
     to_state = models.CharField(max_length=16)
     reason = models.CharField(max_length=500)
-    # Email (HOOKWAY_NOTIFY_EMAIL): "pending" until a dispatcher sent it ("sent"); ""
-    # when none is due. A dispatcher leases a pending one while it sends it.
+    # Email (HOOKWAY_NOTIFY_EMAIL): "pending" until a dispatcher sent it ("sent"), or
+    # "expired" when a day passed unsent; "" for changes not notified. A dispatcher
+    # leases a pending one while it sends it.
     email = models.CharField(max_length=8, blank=True, default="")
     email_lease_until = models.DateTimeField(null=True, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)

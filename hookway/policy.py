@@ -49,9 +49,10 @@ MAX_CIRCUIT_COOLDOWN = 3600.0
 DEFAULT_DISABLE_AFTER = 5 * 86400.0
 MAX_DISABLE_AFTER = 365 * 86400.0
 # A claim reserves rate-limit slots at most this far ahead: a dispatcher holds no more
-# than a second's worth of a destination's deliveries waiting for their turn, and a
-# stopping one sends them within its grace period.
-RATE_HORIZON = 1.0
+# than half a second's worth of a destination's deliveries waiting for their turn (if
+# its process stalls, no more than that can go late, at once), and a stopping one
+# sends them within its grace period.
+RATE_HORIZON = 0.5
 MAX_RATE_PER_SECOND = 100_000
 
 _UNITS = {

@@ -5,7 +5,7 @@ row lock on PostgreSQL, SQLite's write lock otherwise), so a change is written e
 once however many dispatchers see the failure that caused it, and so is its
 notification: an event of Hookway's own source (``NOTIFY_SOURCE``) with one delivery to
 each destination marked ``notifications``, delivered like any webhook (retries, attempts,
-replay), and, with HOOKWAY_NOTIFY_EMAIL, a row a dispatcher leases to email it once
+replay), and a row that a dispatcher with HOOKWAY_NOTIFY_EMAIL leases to email it once
 (``claim_emails``, ``mark_emailed``). Sync code, reached through hookway.gate.
 """
 
@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.db.models import Q
 
-from hookway import conf, ids, wakeup
+from hookway import ids, wakeup
 from hookway.models import (
     Delivery,
     DeliveryState,
@@ -43,6 +43,10 @@ NOTIFY_SOURCE = "_hookway"
 REASON_LIMIT = DestinationChange._meta.get_field("reason").max_length or 500
 EMAIL_PENDING = "pending"
 EMAIL_SENT = "sent"
+# A change still unsent this long after it happened is not emailed (HOOKWAY_NOTIFY_EMAIL
+# set only now, or no dispatcher could send for a day): old news, marked so.
+EMAIL_EXPIRED = "expired"
+EMAIL_MAX_AGE = timedelta(days=1)
 # Changes that say something is wrong are logged as warnings; the rest as info.
 _WARNINGS = frozenset({Change.CIRCUIT_OPENED, Change.CIRCUIT_REOPENED, Change.DISABLED})
 
@@ -100,7 +104,9 @@ def record(
         from_state=from_state,
         to_state=to_state,
         reason=reason[:REASON_LIMIT],
-        email=EMAIL_PENDING if notify and conf.get().notify_email else "",
+        # Whichever process records it (a web process's admin too), the dispatchers that
+        # have HOOKWAY_NOTIFY_EMAIL send it.
+        email=EMAIL_PENDING if notify else "",
     )
     notice = Notice(row.pk, name, change.value, from_state, to_state, row.reason, now)
     if notify:
@@ -199,6 +205,9 @@ def claim_emails(worker: str, limit: int, lease_seconds: float) -> list[Notice]:
     sending leaves the lease to expire and another sends it."""
     with transaction.atomic():
         now = db_now()
+        DestinationChange.objects.filter(email=EMAIL_PENDING, at__lt=now - EMAIL_MAX_AGE).update(
+            email=EMAIL_EXPIRED, email_lease_until=None
+        )
         due = DestinationChange.objects.filter(
             Q(email_lease_until__isnull=True) | Q(email_lease_until__lt=now),
             email=EMAIL_PENDING,

@@ -69,7 +69,7 @@ def probe_claims(
     ).order_by("pk")
     if connection.vendor == "postgresql":
         # Another dispatcher choosing this destination's probe right now: let it.
-        ready = ready.select_for_update(skip_locked=True)
+        ready = ready.select_for_update(skip_locked=True, no_key=True)
     probes: list[Probe] = []
     for pk, name, state, concurrency, timeout, cooldown in ready.values_list(
         "pk", "name", "circuit_state", "concurrency", "timeout_seconds", "circuit_cooldown"
@@ -159,7 +159,7 @@ def after_attempts(now: datetime, settlements: Sequence[Settlement]) -> None:
         return
     rows = Destination.objects.filter(pk__in=touched).order_by("pk")
     if connection.vendor == "postgresql":
-        rows = rows.select_for_update()
+        rows = rows.select_for_update(no_key=True)
     for values in rows.values_list(
         "pk",
         "name",

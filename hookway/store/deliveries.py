@@ -610,7 +610,7 @@ def _disable_gone(destination_ids: set[int], now: datetime) -> None:
     reason = f"410 Gone from the receiver at {now:%Y-%m-%d %H:%M:%S} UTC"
     gone = Destination.objects.filter(pk__in=destination_ids, enabled=True).order_by("pk")
     if connection.vendor == "postgresql":
-        gone = gone.select_for_update()
+        gone = gone.select_for_update(no_key=True)
     for pk, name in list(gone.values_list("pk", "name")):
         Destination.objects.filter(pk=pk).update(enabled=False, disabled_reason=reason)
         changelog.record(

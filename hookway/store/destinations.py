@@ -112,7 +112,7 @@ def states(names: list[str] | None = None) -> list[DestinationState]:
 def _locked(name: str) -> Destination:
     rows = Destination.objects.filter(name=name)
     if connection.vendor == "postgresql":
-        rows = rows.select_for_update()
+        rows = rows.select_for_update(no_key=True)
     row = rows.first()
     if row is None:
         raise NoSuchDestination(f"no destination named {name!r}")

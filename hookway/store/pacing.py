@@ -1,6 +1,11 @@
 """Per-destination rate limits (``rate_limit = "50/s"``), held across every dispatcher
 sharing the database, without Redis.
 
+Rows of destinations are locked ``FOR NO KEY UPDATE`` here and in the circuit breaker:
+a plain ``FOR UPDATE`` would also block ingest's foreign-key checks on the destination
+(``FOR KEY SHARE``) while a webhook's deliveries are inserted, and a dispatcher waiting
+on that webhook's transaction in turn deadlocked with it.
+
 Each rate-limited destination's row keeps ``rate_next_at``: the earliest time its next
 delivery may go (GCRA's theoretical arrival time). A claim, inside its transaction and
 holding the row (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite), gives each
@@ -56,7 +61,7 @@ def reserve(now: datetime, chosen: Sequence[C]) -> tuple[list[C], dict[str, floa
         by_destination[row.destination_id].append(row)
     limited = Destination.objects.filter(pk__in=list(by_destination)).exclude(rate_limit="")
     if connection.vendor == "postgresql":
-        limited = limited.select_for_update()  # slots are handed out one claim at a time
+        limited = limited.select_for_update(no_key=True)  # one claim at a time
     horizon = now + timedelta(seconds=RATE_HORIZON)
     dropped: set[str] = set()
     delays: dict[str, float] = {}

@@ -358,7 +358,7 @@ def test_a_rate_limit_hands_out_slots_an_interval_apart_across_claims(target):
     waiting(target, 30)
 
     first = deliveries.claim_due("worker-1", 100, LEASE)
-    # Slots 0, 0.1, …, 1.0 s: those within the horizon.
+    # Slots 0, 0.1, 0.2, …: those within the horizon.
     assert len(first) == int(RATE_HORIZON * 10) + 1
     delays = [d.delay for d in first]
     # The first goes at once; the others wait for their slots (less what the claim took).
