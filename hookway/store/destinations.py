@@ -53,6 +53,8 @@ class DestinationState:
     paused_reason: str
     managed: bool
     pending: int
+    circuit: str = "closed"  # a CircuitState value (hookway.store.circuit)
+    circuit_retry_at: datetime | None = None
 
     @property
     def state(self) -> str:
@@ -71,6 +73,13 @@ class DestinationState:
             parts.append(
                 f"disabled ({self.disabled_reason})" if self.disabled_reason else "disabled"
             )
+        elif self.circuit == "open":
+            probe = (
+                f", probe at {self.circuit_retry_at:%H:%M:%S} UTC" if self.circuit_retry_at else ""
+            )
+            parts.append(f"circuit open (its deliveries wait{probe})")
+        elif self.circuit == "half_open":
+            parts.append("circuit half-open (a probe is out)")
         return "; ".join(parts) or "active"
 
 
@@ -98,6 +107,8 @@ def _snapshot(row: Destination, pending: int) -> DestinationState:
         paused_reason=row.paused_reason,
         managed=row.managed,
         pending=pending,
+        circuit=row.circuit_state,
+        circuit_retry_at=row.circuit_retry_at,
     )
 
 

@@ -397,3 +397,17 @@ def test_circuit_states_lists_every_destination(target):
     assert states["billing"].failures_in_a_row == 3
     assert states["billing"].retry_at is not None
     assert states["audit"].state == "closed"
+
+
+def test_the_destination_list_says_when_its_circuit_is_open(target):
+    waiting(target, 3)
+    settle(deliveries.claim_due("worker-1", 3, LEASE), "retry")
+    retry_at = row(target).circuit_retry_at
+    assert retry_at is not None
+
+    (state,) = destinations.states(["billing"])
+
+    assert state.describe() == (
+        f"circuit open (its deliveries wait, probe at {retry_at:%H:%M:%S} UTC)"
+    )
+    assert state.pending == 3
