@@ -32,6 +32,7 @@ BENCHMARKS = (
     "api_stream",
     "console",
     "gitlab_example",
+    "flap_soak",
 )
 
 

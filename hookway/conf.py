@@ -101,6 +101,46 @@ def envlist(env: Mapping[str, str], name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def envemails(env: Mapping[str, str], name: str) -> list[str]:
+    """Comma-separated email addresses; each checked by Django's own validator."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    addresses = envlist(env, name, [])
+    for address in addresses:
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ImproperlyConfigured(
+                f"{name}={env.get(name)!r}: {address!r} is not an email address "
+                "(expected comma-separated addresses, e.g. 'ops@example.com,oncall@example.com')"
+            ) from None
+    return addresses
+
+
+# Django's own email settings, read from variables of the same names by the standalone
+# server (a project adding Hookway as an app sets them in its settings).
+EMAIL_TEXT = ("EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD")
+EMAIL_TEXT_MORE = ("EMAIL_FILE_PATH", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL")
+EMAIL_FLAGS = ("EMAIL_USE_TLS", "EMAIL_USE_SSL")
+
+
+def email_settings(env: Mapping[str, str] | None = None) -> dict[str, object]:
+    """The Django email settings given in the environment (only those set), checked."""
+    env = os.environ if env is None else env
+    found: dict[str, object] = {
+        name: env[name] for name in (*EMAIL_TEXT, *EMAIL_TEXT_MORE) if env.get(name)
+    }
+    for name in EMAIL_FLAGS:
+        if name in env:
+            found[name] = envbool(env, name, False)
+    if "EMAIL_PORT" in env:
+        found["EMAIL_PORT"] = envint(env, "EMAIL_PORT", 25, minimum=1)
+    if found.get("EMAIL_USE_TLS") and found.get("EMAIL_USE_SSL"):
+        raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL: set one, not both")
+    return found
+
+
 def envseconds_list(
     env: Mapping[str, str], name: str, default: tuple[float, ...]
 ) -> tuple[float, ...]:
@@ -246,6 +286,8 @@ class HookwaySettings:
     # The dispatcher logs a warning when its event loop is blocked this long (a handler
     # doing blocking work on the loop, docs/handlers.md); 0 turns the watch off.
     loop_lag_warn_ms: float = 200.0
+    # Where destination state changes are emailed (docs/delivery.md, "Notifications").
+    notify_email: list[str] = field(default_factory=list)
 
 
 def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> HookwaySettings:
@@ -326,6 +368,7 @@ def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> Ho
         stream_backfill=envint(env, "HOOKWAY_STREAM_BACKFILL", 1000, minimum=1),
         celery_app=envstr(env, "HOOKWAY_CELERY_APP", "").strip() or None,
         loop_lag_warn_ms=envfloat(env, "HOOKWAY_LOOP_LAG_WARN_MS", 200.0, minimum=0.0),
+        notify_email=envemails(env, "HOOKWAY_NOTIFY_EMAIL"),
         # "{pid}" in the name gives each worker process its own file.
         loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")
@@ -373,6 +416,7 @@ APP_KEYS = (
     "STREAM_BACKFILL",
     "CELERY_APP",
     "LOOP_LAG_WARN_MS",
+    "NOTIFY_EMAIL",
 )
 
 

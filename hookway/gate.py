@@ -35,7 +35,19 @@ from hookway import conf, outbox, timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
 from hookway.routing import rules
-from hookway.store import changes, deliveries, destinations, entries, events, records, replay
+from hookway.store import (
+    changelog,
+    changes,
+    circuit,
+    deliveries,
+    destinations,
+    entries,
+    events,
+    records,
+    replay,
+)
+from hookway.store.changelog import Notice as Notice
+from hookway.store.circuit import CircuitSnapshot as CircuitSnapshot
 from hookway.store.db import disconnected
 from hookway.store.destinations import Change as Change
 from hookway.store.destinations import DestinationError as DestinationError
@@ -313,6 +325,27 @@ adestination_states = _db(destinations.states)
 apause_destination = _db(destinations.pause)
 aresume_destination = _db(destinations.resume)
 aenable_destination = _db(destinations.enable)
+
+# Destination state changes (hookway.store.changelog) and circuits (hookway.store.circuit):
+# the API's list of a destination's changes, the dispatcher's notification emails, and
+# each destination's circuit state for metrics.
+adestination_changes = _db(changelog.changes_of)
+aclaim_emails = _db(changelog.claim_emails)
+amark_emailed = _db(changelog.mark_emailed)
+acircuit_states = _db(circuit.circuit_states)
+
+
+def _send_mail(subject: str, body: str, recipients: list[str]) -> int:
+    from django.core.mail import send_mail
+
+    return send_mail(subject, body, None, recipients, fail_silently=False)
+
+
+async def asend_mail(subject: str, body: str, recipients: list[str]) -> int:
+    """Send one email through Django's email backend (SMTP is blocking I/O: on a worker
+    thread, never the shared database thread); returns how many were sent."""
+    return await sync_to_async(_send_mail, thread_sensitive=False)(subject, body, recipients)
+
 
 # The admin's lists at scale (hookway.store.records).
 aestimated_count = _db(records.estimated_count)

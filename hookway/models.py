@@ -9,9 +9,16 @@ from django.db.models import Value
 from hookway import ids
 from hookway.inbound import VerifyScheme
 from hookway.outbound import DeliveryState, ErrorKind
+from hookway.policy import (
+    DEFAULT_CIRCUIT_COOLDOWN,
+    DEFAULT_CIRCUIT_FAILURES,
+    DEFAULT_DISABLE_AFTER,
+    Change,
+    CircuitState,
+)
 
 # Re-exported: models and code share one definition.
-__all__ = ["DeliveryState", "ErrorKind", "VerifyScheme"]
+__all__ = ["Change", "CircuitState", "DeliveryState", "ErrorKind", "VerifyScheme"]
 
 ONE_MIB = 1024 * 1024
 
@@ -57,6 +64,11 @@ class Source(models.Model):
 # only the file turns it back on, so `manage.py destination enable` refuses these.
 DISABLED_IN_FILE = "disabled in the config file"
 REMOVED_FROM_FILE = "removed from the config file"
+# Why a destination was disabled by Hookway itself, as disabled_reason starts: the
+# receiver answered 410, or every attempt failed for its disable_after (the reason goes
+# on: "failing for 5d since …"). Like the file's, these stay across restarts.
+DISABLED_GONE = "410"
+DISABLED_FAILING = "failing for"
 
 
 class DestinationKind(models.TextChoices):
@@ -121,6 +133,51 @@ class Destination(models.Model):
     failures_in_a_row = models.PositiveIntegerField(
         default=0, help_text="Failed attempts since its last success."
     )
+    # When its attempts started failing without a success since (disable_after counts
+    # from here); kept with the health columns above.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    # Delivery policies (docs/delivery.md), set like its other settings.
+    rate_limit = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text='At most this many deliveries, spread evenly: "50/s", "3000/min", "100/h". '
+        "Empty: no limit. Held across every dispatcher sharing the database.",
+    )
+    circuit_failures = models.PositiveIntegerField(
+        default=DEFAULT_CIRCUIT_FAILURES,
+        help_text="Failed attempts in a row that open its circuit (nothing sent until a "
+        "probe succeeds); 0: no circuit breaker.",
+    )
+    circuit_cooldown_seconds = models.FloatField(
+        default=DEFAULT_CIRCUIT_COOLDOWN,
+        help_text="Seconds an open circuit waits before it sends one probe; doubled after "
+        "each failed probe, up to an hour.",
+    )
+    disable_after_seconds = models.FloatField(
+        default=DEFAULT_DISABLE_AFTER,
+        help_text="Disable it once every attempt failed for this long (default 5 days); 0: never.",
+    )
+    notifications = models.BooleanField(
+        default=False,
+        help_text="Receives Hookway's notifications of destination state changes "
+        "([notifications] in the config file).",
+    )
+    # The rate limit's state: the time its next delivery may go at the earliest (GCRA's
+    # theoretical arrival time), advanced by every claim (hookway.store.pacing).
+    rate_next_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The circuit breaker's state (hookway.store.circuit).
+    circuit_state = models.CharField(
+        max_length=16,
+        choices=[(s.value, s.value.replace("_", "-")) for s in CircuitState],
+        default=CircuitState.CLOSED.value,
+    )
+    circuit_changed_at = models.DateTimeField(null=True, blank=True)
+    circuit_retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an open circuit sends its next probe."
+    )
+    circuit_cooldown = models.FloatField(default=0.0, help_text="The current cool-down (s).")
+    circuit_probe = models.CharField(max_length=32, blank=True, help_text="The probe's delivery.")
+    circuit_probe_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -153,6 +210,35 @@ class Destination(models.Model):
     def target(self) -> str:
         """Where it delivers: its URL, handler or Celery task name."""
         return self.url or self.handler or self.celery_task
+
+
+class DestinationChange(models.Model):
+    """One change of a destination's state (its circuit, enabled, paused), with when and
+    why: written in the transaction that made the change, so each is written once
+    however many dispatchers run, and notified from here (hookway.store.changelog)."""
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="changes")
+    at = models.DateTimeField()
+    change = models.CharField(max_length=32, choices=[(c.value, c.value) for c in Change])
+    from_state = models.CharField(max_length=16)
+    to_state = models.CharField(max_length=16)
+    reason = models.CharField(max_length=500)
+    # Email (HOOKWAY_NOTIFY_EMAIL): "pending" until a dispatcher sent it ("sent"), or
+    # "expired" when a day passed unsent; "" for changes not notified. A dispatcher
+    # leases a pending one while it sends it.
+    email = models.CharField(max_length=8, blank=True, default="")
+    email_lease_until = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["destination", "at", "id"], name="destchange_destination_at"),
+            models.Index(fields=["email", "id"], name="destchange_email"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.destination_id}: {self.from_state} -> {self.to_state}"
 
 
 class Route(models.Model):

@@ -81,6 +81,8 @@ class OutboundDelivery:
     # Why the route's transform could not make this attempt's body (docs/delivery.md):
     # the attempt fails permanently without being sent (hookway.send.transport).
     transform_error: str = ""
+    # Seconds to hold it before sending: its rate-limit slot (hookway.store.pacing).
+    delay: float = 0.0
 
     @property
     def kind(self) -> Literal["http", "handler", "celery"]:

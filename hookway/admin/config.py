@@ -14,10 +14,13 @@ from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from hookway import gate, handlers
 from hookway.admin.base import (
     ManagedByFileAdmin,
+    ModelAdmin,
     ModelForm,
     WriteOnlySecret,
     WriteOnlySecretForm,
@@ -33,7 +36,17 @@ from hookway.headers import (
     token_problem,
     value_problem,
 )
-from hookway.models import DISABLED_IN_FILE, REMOVED_FROM_FILE, Destination, Event, Route, Source
+from hookway.models import (
+    DISABLED_IN_FILE,
+    REMOVED_FROM_FILE,
+    CircuitState,
+    Destination,
+    DestinationChange,
+    Event,
+    Route,
+    Source,
+)
+from hookway.policy import MAX_CIRCUIT_COOLDOWN, parse_duration, rate_problem
 from hookway.routing import rules
 from hookway.secrets import describe, describe_basic_auth, describe_ref
 
@@ -183,6 +196,11 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
             "disabled_reason",
             "headers",
             "forward_headers",
+            "rate_limit",
+            "circuit_failures",
+            "circuit_cooldown_seconds",
+            "disable_after_seconds",
+            "notifications",
             "managed",
         ]
         formfield_callback = _formfield
@@ -256,6 +274,27 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
                 raise forms.ValidationError(problem)
         return value
 
+    def clean_rate_limit(self) -> str:
+        # The config file's rule, with its message.
+        text: str = self.cleaned_data.get("rate_limit", "").strip()
+        problem = rate_problem(text)
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return text
+
+    def clean_circuit_cooldown_seconds(self) -> float:
+        value: float = self.cleaned_data["circuit_cooldown_seconds"]
+        if not 0.1 <= value <= MAX_CIRCUIT_COOLDOWN:
+            raise forms.ValidationError(f"Expected 0.1 to {MAX_CIRCUIT_COOLDOWN:g} seconds.")
+        return value
+
+    def clean_disable_after_seconds(self) -> float:
+        value: float = self.cleaned_data["disable_after_seconds"]
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
     def clean_url(self) -> str:
         # The same rule as the config file: Django's URLField takes ftp:// and port 99999.
         url: str = self.cleaned_data["url"]
@@ -305,7 +344,23 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
 
 # Set by the Pause / Resume / Enable buttons and actions only, so they stay consistent;
 # the health columns by the dispatcher as it records attempts.
-STATE_FIELDS = ("paused", "paused_at", "paused_reason", "last_success_at", "failures_in_a_row")
+STATE_FIELDS = (
+    "paused",
+    "paused_at",
+    "paused_reason",
+    "last_success_at",
+    "failures_in_a_row",
+    "failing_since",
+    "circuit_state",
+    "circuit_changed_at",
+    "circuit_retry_at",
+    "circuit_cooldown",
+    "circuit_probe",
+    "recent_changes",
+)
+# The destination page lists this many of its latest state changes (all of them are in
+# the list of destination state changes, filtered by destination).
+RECENT_CHANGES = 20
 
 
 @admin.register(Destination)
@@ -319,15 +374,17 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
         "enabled",
         "disabled_reason",
         "paused",
+        "circuit",
         "last_success_at",
         "failures_in_a_row",
+        "rate_limit",
         "max_attempts",
         "concurrency",
         "signing_secret_summary",
         "auth_summary",
         "managed",
     ]
-    list_filter = ["enabled", "paused", "managed"]
+    list_filter = ["enabled", "paused", "circuit_state", "managed"]
     search_fields = ["name", "url", "handler", "celery_task"]
     actions = ["pause_destinations", "resume_destinations", "enable_destinations"]
     button_actions = ("pause", "resume", "enable")
@@ -337,6 +394,10 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
     ) -> list[str]:
         fields = super().get_readonly_fields(request, obj)
         return [*fields, *(f for f in STATE_FIELDS if f not in fields)]
+
+    def get_fields(self, request: HttpRequest, obj: Destination | None = None) -> Any:
+        fields = list(super().get_fields(request, obj))
+        return [*fields, "recent_changes"] if obj is not None else fields
 
     def _change(self, request: HttpRequest, action: str, name: str, reason: str = "") -> None:
         try:
@@ -363,7 +424,9 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
         for name in queryset.values_list("name", flat=True):
             self._change(request, "resume", name)
 
-    @admin.action(description="Enable again (after a 410)", permissions=["change"])
+    @admin.action(
+        description="Enable again (after a 410 or failing too long)", permissions=["change"]
+    )
     def enable_destinations(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
         for name in queryset.values_list("name", flat=True):
             self._change(request, "enable", name)
@@ -393,6 +456,33 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
     def press(self, request: HttpRequest, obj: Destination, action: str) -> None:
         self._change(request, action, obj.name, request.POST.get("reason", ""))
 
+    @admin.display(description="circuit", ordering="circuit_state")
+    def circuit(self, obj: Destination) -> str:
+        if obj.circuit_state == CircuitState.OPEN and obj.circuit_retry_at is not None:
+            return f"open (probe at {obj.circuit_retry_at:%H:%M:%S} UTC)"
+        return obj.circuit_state.replace("_", "-")
+
+    @admin.display(description="recent state changes")
+    def recent_changes(self, obj: Destination) -> str:
+        rows = DestinationChange.objects.filter(destination=obj).order_by("-id")[:RECENT_CHANGES]
+        if obj.pk is None or not rows:
+            return "none"
+        link = reverse("admin:hookway_destinationchange_changelist")
+        return format_html(
+            "<table><tr><th>at</th><th>change</th><th>from</th><th>to</th><th>why</th></tr>"
+            '{}</table><p><a href="{}?destination__id__exact={}">All its changes</a></p>',
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (f"{c.at:%Y-%m-%d %H:%M:%S} UTC", c.change, c.from_state, c.to_state, c.reason)
+                    for c in rows
+                ),
+            ),
+            link,
+            obj.pk,
+        )
+
     @admin.display(description="signing secret")
     def signing_secret_summary(self, obj: Destination) -> str:
         return describe_ref(obj.signing_secret) if obj.signing_secret else "not set"
@@ -412,6 +502,34 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
         if obj.basic_auth:
             return f"basic auth {describe_basic_auth(obj.basic_auth)}"
         return "none"
+
+
+@admin.register(DestinationChange)
+class DestinationChangeAdmin(ModelAdmin[DestinationChange]):
+    """Every destination state change, with its reason: read-only, as it happened."""
+
+    list_display = ["at", "destination", "change", "from_state", "to_state", "reason", "email"]
+    list_filter = ["change", "destination"]
+    list_select_related = ["destination"]
+    search_fields = ["reason", "destination__name"]
+    fields = readonly_fields = (
+        "at",
+        "destination",
+        "change",
+        "from_state",
+        "to_state",
+        "reason",
+        "email",
+        "emailed_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: DestinationChange | None = None
+    ) -> bool:
+        return False
 
 
 class RouteForm(ModelForm[Route]):

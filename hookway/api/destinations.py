@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db.models import Count, Q
 from django.http import HttpRequest
-from ninja import Router, Schema, Status
+from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from hookway import gate
@@ -65,6 +65,26 @@ class DestinationOut(Schema):
     bearer_token_fingerprint: str | None
     basic_auth_set: bool
     basic_auth_fingerprint: str | None = Field(description="Of user:password.")
+    rate_limit: str = Field(description='"50/s", "3000/min", "100/h"; "" for no limit.')
+    circuit_failures: int = Field(
+        description="Failed attempts in a row that open its circuit; 0: no breaker."
+    )
+    circuit_cooldown_seconds: float = Field(
+        description="How long an open circuit waits before its probe (doubled per failed "
+        "probe, up to an hour)."
+    )
+    disable_after_seconds: float = Field(
+        description="Disabled once every attempt failed this long; 0: never."
+    )
+    notifications: bool = Field(description="Receives destination state change events.")
+    circuit: str = Field(description='"closed", "open" or "half_open".')
+    circuit_changed_at: datetime | None
+    circuit_retry_at: datetime | None = Field(description="When an open circuit probes next.")
+    failures_in_a_row: int = Field(description="Failed attempts since its last success.")
+    failing_since: datetime | None = Field(
+        description="When the failures since its last success began."
+    )
+    last_success_at: datetime | None
 
 
 class DestinationIn(Schema):
@@ -79,6 +99,12 @@ class DestinationIn(Schema):
     bearer_token: str = Field("", description="Write-only: a literal or env:NAME.")
     basic_auth: str = Field("", description="Write-only: user:password, user:env:NAME or env:NAME.")
     forward_headers: list[str] = Field(default_factory=list)
+    rate_limit: str = Field("", max_length=32, description='e.g. "50/s" or "3000/min".')
+    circuit_failures: int = 5
+    circuit_cooldown_seconds: float = 30.0
+    disable_after: float | str = Field(
+        432000.0, description='Seconds, or "90m", "12h", "5d"; 0: never.'
+    )
 
 
 class DestinationPatch(Schema):
@@ -91,6 +117,10 @@ class DestinationPatch(Schema):
     bearer_token: str | None = Field(None, description='Replaces it; "" removes it.')
     basic_auth: str | None = Field(None, description='Replaces it; "" removes it.')
     forward_headers: list[str] | None = None
+    rate_limit: str | None = Field(None, max_length=32, description='"" removes it.')
+    circuit_failures: int | None = None
+    circuit_cooldown_seconds: float | None = None
+    disable_after: float | str | None = Field(None, description='Seconds, or "12h", "5d".')
 
 
 class PauseIn(Schema):
@@ -145,6 +175,17 @@ def destination_out(row: Destination) -> dict[str, Any]:
         "bearer_token_fingerprint": secret_fingerprint(row.bearer_token),
         "basic_auth_set": bool(row.basic_auth),
         "basic_auth_fingerprint": secret_fingerprint(row.basic_auth),
+        "rate_limit": row.rate_limit,
+        "circuit_failures": row.circuit_failures,
+        "circuit_cooldown_seconds": row.circuit_cooldown_seconds,
+        "disable_after_seconds": row.disable_after_seconds,
+        "notifications": row.notifications,
+        "circuit": row.circuit_state,
+        "circuit_changed_at": row.circuit_changed_at,
+        "circuit_retry_at": row.circuit_retry_at,
+        "failures_in_a_row": row.failures_in_a_row,
+        "failing_since": row.failing_since,
+        "last_success_at": row.last_success_at,
     }
 
 
@@ -177,7 +218,22 @@ def _table(row: Destination) -> dict[str, Any]:
         "forward_headers": list(row.forward_headers)
         if isinstance(row.forward_headers, list)
         else [],
+        "rate_limit": row.rate_limit,
+        "circuit_failures": row.circuit_failures,
+        "circuit_cooldown_seconds": row.circuit_cooldown_seconds,
+        "disable_after": row.disable_after_seconds,
     }
+
+
+def _checked(table: dict[str, Any]) -> Any:
+    """check_destination of an API body: ``rate_limit: ""`` there means none (the file
+    leaves the key out instead)."""
+    if not table.get("rate_limit"):
+        table.pop("rate_limit", None)
+    try:
+        return check_destination(table)
+    except ConfigError as exc:
+        raise invalid(exc) from None
 
 
 @router.get("", response={200: list[DestinationOut], **READ_ERRORS}, summary="List destinations")
@@ -197,10 +253,7 @@ async def get_destination(request: HttpRequest, name: str) -> dict[str, Any]:
     summary="Add a destination",
 )
 async def create_destination(request: HttpRequest, body: DestinationIn) -> Status[dict[str, Any]]:
-    try:
-        config = check_destination(body.dict())
-    except ConfigError as exc:
-        raise invalid(exc) from None
+    config = _checked(body.dict())
     try:
         await gate.acreate_destination(config)
     except gate.EntryError as exc:
@@ -230,10 +283,7 @@ async def update_destination(
     table = _table(row)
     changes = body.dict(exclude_unset=True)
     table.update({key: value for key, value in changes.items() if value is not None})
-    try:
-        config = check_destination(table)
-    except ConfigError as exc:
-        raise invalid(exc) from None
+    config = _checked(table)
     try:
         await gate.aupdate_destination(name, config)
     except gate.EntryError as exc:
@@ -327,6 +377,63 @@ async def disable_destination(request: HttpRequest, name: str) -> dict[str, Any]
     if after.pending_count:  # type: ignore[attr-defined]
         message += f"; {after.pending_count} pending deliveries wait until it is enabled"  # type: ignore[attr-defined]
     return {"changed": changed, "message": message, "destination": destination_out(after)}
+
+
+class StateChangeOut(Schema):
+    id: int
+    at: datetime
+    change: str = Field(
+        description="circuit_opened, circuit_half_open, circuit_reopened, circuit_closed, "
+        "disabled, enabled, paused or resumed."
+    )
+    from_state: str
+    to_state: str
+    reason: str
+
+
+class ChangesPage(Schema):
+    cursor: str | None = Field(None, max_length=20, description="The previous page's `next`.")
+    limit: int = Field(50, ge=1, le=200)
+
+
+class StateChangePage(Schema):
+    items: list[StateChangeOut]
+    next: str | None = Field(description="Pass as `cursor` for the next (older) page.")
+
+
+@router.get(
+    "/{name}/changes",
+    response={200: StateChangePage, 404: ErrorOut, **READ_ERRORS},
+    summary="Its state changes (circuit, enabled, paused), newest first, with their reasons",
+)
+async def destination_changes(
+    request: HttpRequest, name: str, paging: Query[ChangesPage]
+) -> dict[str, Any]:
+    cursor, limit = paging.cursor, paging.limit
+    before = None
+    if cursor is not None:
+        if not (cursor.isascii() and cursor.isdigit()) or not 0 < int(cursor) < 2**63:
+            raise ApiError(400, "bad_cursor", f"cursor: {cursor!r} is not a page of this list")
+        before = int(cursor)
+    page = await gate.adestination_changes(name, limit + 1, before)
+    if page is None:
+        raise not_found("destination", repr(name))
+    more = len(page) > limit
+    page = page[:limit]
+    return {
+        "items": [
+            {
+                "id": c.id,
+                "at": c.at,
+                "change": c.change,
+                "from_state": c.from_state,
+                "to_state": c.to_state,
+                "reason": c.reason,
+            }
+            for c in page
+        ],
+        "next": str(page[-1].id) if more else None,
+    }
 
 
 @router.post(

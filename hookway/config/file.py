@@ -27,6 +27,14 @@ from hookway.headers import (
 )
 from hookway.inbound import VerifyScheme
 from hookway.models import ONE_MIB
+from hookway.policy import (
+    DEFAULT_CIRCUIT_COOLDOWN,
+    DEFAULT_CIRCUIT_FAILURES,
+    DEFAULT_DISABLE_AFTER,
+    MAX_CIRCUIT_COOLDOWN,
+    parse_duration,
+    rate_problem,
+)
 from hookway.routing import rules
 
 # resolve_secret lives in hookway.secrets (the admin uses it too); ingest and the store
@@ -74,6 +82,12 @@ class DestinationConfig:
     forward_headers: tuple[str, ...] = ()
     handler: str = ""
     celery_task: str = ""
+    # Delivery policies (docs/delivery.md): "50/s", "3000/min" or "" for none; the
+    # circuit breaker (0 failures: none); disabled after failing this long (0: never).
+    rate_limit: str = ""
+    circuit_failures: int = DEFAULT_CIRCUIT_FAILURES
+    circuit_cooldown_seconds: float = DEFAULT_CIRCUIT_COOLDOWN
+    disable_after_seconds: float = DEFAULT_DISABLE_AFTER
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,9 @@ class HookwayConfig:
     sources: tuple[SourceConfig, ...] = ()
     destinations: tuple[DestinationConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = field(default=())
+    # [notifications] destination: the destination told of other destinations' state
+    # changes; "" for none.
+    notification_destination: str = ""
 
 
 def destination_url_problem(url: str) -> str | None:
@@ -338,6 +355,10 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
             "forward_headers",
             "handler",
             "celery_task",
+            "rate_limit",
+            "circuit_failures",
+            "circuit_cooldown_seconds",
+            "disable_after",
         },
     )
     name = t.text("name", required=True)
@@ -403,7 +424,37 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
         forward_headers=_forward_headers(t),
         handler=handler,
         celery_task=celery_task,
+        rate_limit=_rate_limit(t),
+        circuit_failures=t.whole(
+            "circuit_failures", DEFAULT_CIRCUIT_FAILURES, minimum=0, maximum=10_000
+        ),
+        circuit_cooldown_seconds=t.number(
+            "circuit_cooldown_seconds",
+            DEFAULT_CIRCUIT_COOLDOWN,
+            minimum=0.1,
+            maximum=MAX_CIRCUIT_COOLDOWN,
+        ),
+        disable_after_seconds=_disable_after(t),
     )
+
+
+def _rate_limit(t: _Table) -> str:
+    text = t.text("rate_limit", "").strip()
+    problem = rate_problem(text)
+    if problem is not None:
+        raise ConfigError(f"{t.where}.rate_limit: {problem}")
+    if "rate_limit" in t.data and not text:
+        raise ConfigError(f"{t.where}.rate_limit: must not be empty (leave it out for no limit)")
+    return text
+
+
+def _disable_after(t: _Table) -> float:
+    if "disable_after" not in t.data:
+        return DEFAULT_DISABLE_AFTER
+    try:
+        return parse_duration(t.data["disable_after"])
+    except ValueError as exc:
+        raise ConfigError(f"{t.where}.disable_after: {exc} (0: never)") from None
 
 
 # What only an HTTP request has: a handler or a Celery task gets the event itself.
@@ -495,11 +546,11 @@ def parse(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"sources", "destinations", "routes"})
+    unknown = sorted(set(data) - {"sources", "destinations", "routes", "notifications"})
     if unknown:
         raise ConfigError(
             f"{name}: unknown top-level key {unknown[0]!r} (expected [[sources]], "
-            "[[destinations]], [[routes]])"
+            "[[destinations]], [[routes]], [notifications])"
         )
     for key in ("sources", "destinations", "routes"):
         if not isinstance(data.get(key, []), list):
@@ -537,7 +588,27 @@ def parse(
             raise ConfigError(
                 f"{name}: routes[{i}].destination: no destination {route.destination!r} in this file"
             )
-    return HookwayConfig(sources=sources, destinations=destinations, routes=routes)
+    notify = ""
+    if "notifications" in data:
+        try:
+            notify = _notifications(data["notifications"])
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        if notify not in destination_names:
+            raise ConfigError(
+                f"{name}: notifications.destination: no destination {notify!r} in this file"
+            )
+    return HookwayConfig(
+        sources=sources,
+        destinations=destinations,
+        routes=routes,
+        notification_destination=notify,
+    )
+
+
+def _notifications(raw: Any) -> str:
+    t = _Table("notifications", raw, {"destination"})
+    return t.text("destination", required=True)
 
 
 def load(path: Path, env: Mapping[str, str] | None = None) -> HookwayConfig:

@@ -16,13 +16,17 @@ from django.utils import timezone
 
 from hookway.config.file import ConfigError, HookwayConfig
 from hookway.models import (
+    DISABLED_FAILING,
+    DISABLED_GONE,
     DISABLED_IN_FILE,
     REMOVED_FROM_FILE,
     AppliedConfig,
+    Change,
     Destination,
     Route,
     Source,
 )
+from hookway.store import changelog, circuit
 from hookway.store.entries import destination_fields, source_fields
 
 
@@ -62,22 +66,37 @@ def sync(config: HookwayConfig) -> SyncReport:
             # or `enabled = false` then true again) or an operator enables it again
             # (`manage.py destination enable`, the admin), which clears the 410 reason:
             # from then on this sync keeps it enabled.
+            # The same goes for one Hookway disabled for failing (disable_after).
             keep_disabled = (
                 current is not None
-                and current.disabled_reason.startswith("410")
+                and current.disabled_reason.startswith((DISABLED_GONE, DISABLED_FAILING))
                 and (current.url, current.handler, current.celery_task)
                 == (d.url, d.handler, d.celery_task)
                 and d.enabled
             )
+            enabled = d.enabled and not keep_disabled
+            turned_on = current is not None and enabled and not current.enabled
             destinations[d.name], _ = Destination.objects.update_or_create(
                 name=d.name,
                 defaults={
                     **destination_fields(d),
-                    "enabled": d.enabled and not keep_disabled,
+                    "enabled": enabled,
                     "managed": True,
+                    "notifications": d.name == config.notification_destination,
                     **({} if keep_disabled else {"disabled_reason": _reason(d.enabled)}),
+                    # Enabled again by the file: a fresh start, as by an operator.
+                    **(circuit.reset_values() if turned_on else {}),
                 },
             )
+            if current is not None and current.enabled != enabled:
+                changelog.record(
+                    current.pk,
+                    d.name,
+                    Change.ENABLED if enabled else Change.DISABLED,
+                    "enabled" if current.enabled else "disabled",
+                    "enabled" if enabled else "disabled",
+                    "enabled in the config file" if enabled else DISABLED_IN_FILE,
+                )
         keep_routes: set[int] = set()
         for r in config.routes:
             if r.source not in sources:
@@ -108,11 +127,22 @@ def sync(config: HookwayConfig) -> SyncReport:
             .exclude(slug__in=list(sources))
             .update(enabled=False)
         )
-        disabled += (
+        removed_destinations = list(
             Destination.objects.filter(managed=True, enabled=True)
             .exclude(name__in=list(destinations))
-            .update(enabled=False, disabled_reason=REMOVED_FROM_FILE)
+            .values_list("pk", "name")
         )
+        for pk, name in removed_destinations:
+            Destination.objects.filter(pk=pk).update(
+                enabled=False, disabled_reason=REMOVED_FROM_FILE
+            )
+            changelog.record(pk, name, Change.DISABLED, "enabled", "disabled", REMOVED_FROM_FILE)
+        disabled += len(removed_destinations)
+        if config.notification_destination:
+            # The file names the one notification destination: no other receives them.
+            Destination.objects.filter(notifications=True).exclude(
+                name=config.notification_destination
+            ).update(notifications=False)
         removed, _ = Route.objects.filter(managed=True).exclude(pk__in=keep_routes).delete()
         return SyncReport(
             sources=len([s for s in sources.values() if s.managed]),

@@ -72,6 +72,11 @@ HEALTHY_RUN = 60.0
 # At shutdown, how long results and releases may wait for a failing database before
 # they are given up (their leases then expire and the deliveries are sent again).
 WRITE_GRACE = 15.0
+# Notification emails (HOOKWAY_NOTIFY_EMAIL): taken this many at a time, each leased for
+# EMAIL_LEASE seconds while it is sent, with EMAIL_TIMEOUT for the whole sending.
+EMAIL_BATCH = 20
+EMAIL_LEASE = 120.0
+EMAIL_TIMEOUT = 60.0
 
 TaskState = Literal["running", "restarting", "stopped"]
 
@@ -103,6 +108,8 @@ class DispatcherConfig:
     loop_lag_warn_ms: float = 200.0
     # Celery destinations' app, "module:attribute"; None: Celery's current app.
     celery_app: str | None = None
+    # Where destination state changes are emailed (HOOKWAY_NOTIFY_EMAIL); () for nowhere.
+    notify_email: Sequence[str] = ()
 
     @classmethod
     def from_settings(cls, **overrides: object) -> DispatcherConfig:
@@ -115,6 +122,7 @@ class DispatcherConfig:
             retry_schedule=s.retry_schedule,
             loop_lag_warn_ms=s.loop_lag_warn_ms,
             celery_app=s.celery_app,
+            notify_email=tuple(s.notify_email),
         )
         for key, value in overrides.items():
             if value is not None:
@@ -224,6 +232,8 @@ class Dispatcher:
         }
         if self.config.loop_lag_warn_ms > 0:
             supervised["looplag"] = self._loop_lag_loop
+        if self.config.notify_email:
+            supervised["email"] = self._email_loop
         if self.config.listen_postgres and _is_postgres():
             supervised["listen"] = self._listen_loop
         elif self.config.watch_sqlite and not _is_postgres():
@@ -410,6 +420,10 @@ class Dispatcher:
         assert self._transports is not None
         try:
             try:
+                if delivery.delay > 0:
+                    # Its rate-limit slot (at most RATE_HORIZON away): the claim took the
+                    # slot from every other dispatcher, so it goes then and not before.
+                    await asyncio.sleep(delivery.delay)
                 result = await self._transports.send(delivery)
             except asyncio.CancelledError:
                 self._cancelled.append(delivery.delivery_id)
@@ -582,6 +596,46 @@ class Dispatcher:
                 task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
 
+    # -- notification emails ----------------------------------------------------------
+
+    async def _email_loop(self) -> None:
+        """Email each destination state change due one (HOOKWAY_NOTIFY_EMAIL) once: a
+        change is leased to this dispatcher while it is sent, so of several dispatchers
+        one sends it; one that fails to send is tried again once its lease is over."""
+        while not self._stopping.is_set():
+            notices = (
+                await self._retrying(
+                    "claiming notification emails",
+                    gate.aclaim_emails,
+                    self.worker_id,
+                    EMAIL_BATCH,
+                    EMAIL_LEASE,
+                    give_up=self._stopping,
+                )
+                or []
+            )
+            sent: list[int] = []
+            for notice in notices:
+                subject, body = notification_email(notice)
+                try:
+                    async with asyncio.timeout(EMAIL_TIMEOUT):
+                        await gate.asend_mail(subject, body, list(self.config.notify_email))
+                except Exception:  # SMTP or the backend: logged, tried again after the lease
+                    logger.exception(
+                        "emailing the change of destination %s (%s) failed; trying again in %.0f s",
+                        notice.destination,
+                        notice.change,
+                        EMAIL_LEASE,
+                    )
+                    continue
+                sent.append(notice.id)
+            if sent:
+                await self._retrying("recording sent emails", gate.amark_emailed, sent)
+            if len(notices) == EMAIL_BATCH:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.config.poll_interval)
+
     # -- loop lag -----------------------------------------------------------------------
 
     async def _loop_lag_loop(self) -> None:
@@ -664,6 +718,24 @@ class Dispatcher:
                     delay,
                 )
                 await asyncio.sleep(delay)
+
+
+def notification_email(notice: gate.Notice) -> tuple[str, str]:
+    """The subject and body of the email telling of one destination state change."""
+    what = notice.change.replace("_", " ")
+    subject = f"[Hookway] {notice.destination}: {what}"
+    body = "\n".join(
+        [
+            f"Destination {notice.destination}: {what} ({notice.from_state} -> "
+            f"{notice.to_state}) at {notice.at:%Y-%m-%d %H:%M:%S} UTC.",
+            "",
+            f"Why: {notice.reason}",
+            "",
+            json.dumps(notice.payload(), indent=2),
+            "",
+        ]
+    )
+    return subject, body
 
 
 def _log_outcome(

@@ -149,6 +149,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Email (destination state notifications, HOOKWAY_NOTIFY_EMAIL): Django's settings of the
+# same names, from the environment (EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, …).
+globals().update(conf.email_settings())
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -16,6 +16,7 @@ Every time written or compared here (leases, due times, completion) comes from
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
@@ -26,10 +27,22 @@ from django.db import connection, transaction
 from django.db.models import F, Min, Q
 
 from hookway import headers, ids
-from hookway.models import Attempt, AttemptOutcome, Delivery, Destination, Event, Route, Worker
+from hookway.models import (
+    Attempt,
+    AttemptOutcome,
+    Change,
+    CircuitState,
+    Delivery,
+    Destination,
+    Event,
+    Route,
+    Worker,
+)
 from hookway.outbound import DeliveryState, ErrorKind, OutboundDelivery, Settlement
+from hookway.policy import RATE_HORIZON
 from hookway.routing import rules
 from hookway.secrets import resolve_secret
+from hookway.store import changelog, circuit, pacing
 from hookway.store.db import AdaptedDatetime, db_now
 from hookway.store.events import clear_route_cache
 
@@ -59,9 +72,13 @@ _SENDABLE = Q(destination__enabled=True, destination__paused=False)
 
 
 def _due(now: datetime) -> Q:
+    """Claimable now: due, its destination sendable with its circuit closed and a
+    rate-limit slot within reach (hookway.store.circuit and pacing), not leased."""
     return (
         Q(state=DeliveryState.PENDING, next_attempt_at__lte=now)
         & _SENDABLE
+        & Q(destination__circuit_state=CircuitState.CLOSED)
+        & pacing.has_slot(now)
         & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
     )
 
@@ -112,11 +129,17 @@ def claim_due(
     ``busy`` maps destination id to this worker's in-flight count; no destination gets
     more than its ``concurrency`` minus that. ``held`` names deliveries this worker is
     still working on (sending, or recording the result): they are never claimed again,
-    even if their lease ran out meanwhile. Returns what to send, oldest due first.
+    even if their lease ran out meanwhile. A destination whose circuit is open gets at
+    most its probe (hookway.store.circuit); a rate-limited one only the slots within
+    RATE_HORIZON, each delivery's ``delay`` saying when to send it (hookway.store.pacing).
+    Returns what to send, oldest due first.
     """
     busy = busy or {}
     with transaction.atomic():
         now = db_now()
+        # Rate-limit slots are times on the database's clock; the dispatcher waits for
+        # them from when this returns, so what this claim took is taken off their delay.
+        started = time.monotonic()
         candidates = Delivery.objects.filter(_due(now)).order_by("next_attempt_at")
         full = [
             dest_id
@@ -149,6 +172,11 @@ def claim_due(
                 continue
             taken[row.destination_id] += 1
             chosen.append(row)
+        chosen.extend(
+            _Candidate(*probe)
+            for probe in circuit.probe_claims(now, lease_seconds, busy, held, limit - len(chosen))
+        )
+        chosen, delays = pacing.reserve(now, chosen)
         if not chosen:
             return []
 
@@ -164,7 +192,8 @@ def claim_due(
 
         by_timeout: dict[float, list[str]] = defaultdict(list)
         for row in chosen:
-            by_timeout[row.timeout].append(row.pk)
+            # One waiting for its rate-limit slot holds its lease that much longer.
+            by_timeout[row.timeout + (RATE_HORIZON if row.pk in delays else 0.0)].append(row.pk)
         for timeout, pks in by_timeout.items():
             # The lease outlives the longest the attempt can take (the sender enforces
             # the timeout as a deadline over the whole attempt), and the dispatcher
@@ -222,8 +251,9 @@ def claim_due(
             if forwarding
             else {}
         )
+        spent = time.monotonic() - started
         outbound = [
-            _outbound(d, stored.get(d.event_id))
+            _outbound(d, stored.get(d.event_id), max(0.0, delays.get(d.pk, 0.0) - spent))
             for d in sorted(details, key=lambda d: d.next_attempt_at)
         ]
         if transforms:
@@ -288,7 +318,9 @@ def _transformed(
     return done
 
 
-def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> OutboundDelivery:
+def _outbound(
+    d: _Details, stored_headers: dict[str, object] | None, delay: float = 0.0
+) -> OutboundDelivery:
     # Secrets are resolved at every claim: a changed env: variable counts from the next
     # attempt, and one that is unset fails the attempt with its name.
     extra = headers.resolve(
@@ -326,6 +358,7 @@ def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> Outbound
         celery_task=d.celery_task,
         event_headers=event_headers,
         received_at=d.received_at,
+        delay=delay,
     )
 
 
@@ -465,17 +498,23 @@ class _DeliveryUpdate(NamedTuple):
 
 _HEALTH_SET = (
     "last_success_at = COALESCE(%s, last_success_at), "
-    "failures_in_a_row = failures_in_a_row * %s + %s"
+    "failures_in_a_row = failures_in_a_row * %s + %s, "
+    "failing_since = CASE WHEN %s = 0 THEN %s ELSE COALESCE(failing_since, %s) END"
 )
 
 
 class _HealthUpdate(NamedTuple):
     """The parameters of _HEALTH_SET and ``id = %s``: a batch with a success sets
-    ``last_success_at`` and restarts the count (``keep`` 0); one without adds to it."""
+    ``last_success_at`` and restarts the count (``keep`` 0); one without adds to it.
+    ``failing_since`` is when the failures since the last success began: kept while
+    they go on, set now by a batch that fails after a success (or has no failure)."""
 
     last_success_at: AdaptedDatetime  # None keeps the column's value
     keep: int
     failures: int
+    keep_again: int  # keep, for the CASE
+    failing_since: AdaptedDatetime  # with a success: now if failures followed it, else None
+    failing_from: AdaptedDatetime  # without one: now, unless it was failing already
     destination_id: int
 
 
@@ -487,7 +526,8 @@ def _health(settlements: Sequence[Settlement], at: AdaptedDatetime) -> list[_Hea
     seen: dict[int, tuple[bool, int]] = {}
     for s in settlements:
         r = s.result
-        if r.error_kind == ErrorKind.INTERRUPTED:
+        # A handler's Reject refuses one event: its destination works.
+        if r.error_kind in (ErrorKind.INTERRUPTED, ErrorKind.REJECTED):
             continue
         succeeded, failures = seen.get(r.destination_id, (False, 0))
         if r.outcome == "success":
@@ -495,7 +535,15 @@ def _health(settlements: Sequence[Settlement], at: AdaptedDatetime) -> list[_Hea
         else:
             seen[r.destination_id] = (succeeded, failures + 1)
     return [
-        _HealthUpdate(at if succeeded else None, 0 if succeeded else 1, failures, dest_id)
+        _HealthUpdate(
+            last_success_at=at if succeeded else None,
+            keep=0 if succeeded else 1,
+            failures=failures,
+            keep_again=0 if succeeded else 1,
+            failing_since=at if failures else None,
+            failing_from=at,
+            destination_id=dest_id,
+        )
         for dest_id, (succeeded, failures) in sorted(seen.items())
     ]
 
@@ -620,13 +668,24 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> set[str]:
                 LEASE_LOST,
             )
         if disable:
-            Destination.objects.filter(pk__in=disable).update(
-                enabled=False,
-                disabled_reason=f"410 Gone from the receiver at {now:%Y-%m-%d %H:%M:%S} UTC",
-            )
-            # .update() sends no signal: drop this process's cached routes now.
-            transaction.on_commit(clear_route_cache)
+            _disable_gone(disable, now)
+        circuit.after_attempts(now, settlements)
     return spared
+
+
+def _disable_gone(destination_ids: set[int], now: datetime) -> None:
+    """Disable the destinations whose receiver answered 410, recording the change."""
+    reason = f"410 Gone from the receiver at {now:%Y-%m-%d %H:%M:%S} UTC"
+    gone = Destination.objects.filter(pk__in=destination_ids, enabled=True).order_by("pk")
+    if connection.vendor == "postgresql":
+        gone = gone.select_for_update(no_key=True)
+    for pk, name in list(gone.values_list("pk", "name")):
+        Destination.objects.filter(pk=pk).update(enabled=False, disabled_reason=reason)
+        changelog.record(
+            pk, name, Change.DISABLED, "enabled", "disabled", "the receiver answered 410 Gone", now
+        )
+    # .update() sends no signal: drop this process's cached routes now.
+    transaction.on_commit(clear_route_cache)
 
 
 def release(worker: str, delivery_ids: Sequence[str], reason: str) -> int:
@@ -640,25 +699,45 @@ def release(worker: str, delivery_ids: Sequence[str], reason: str) -> int:
         Attempt.objects.filter(
             delivery_id__in=list(delivery_ids), worker=worker, outcome=AttemptOutcome.IN_FLIGHT
         ).update(outcome=AttemptOutcome.RETRY, error=reason, error_kind=ErrorKind.INTERRUPTED)
+        circuit.release_probes(delivery_ids)
         return Delivery.objects.filter(
             pk__in=list(delivery_ids), lease_owner=worker, state=DeliveryState.PENDING
         ).update(lease_owner="", lease_expires_at=None, next_attempt_at=now)
 
 
 def seconds_until_due() -> float | None:
-    """Seconds until the next delivery becomes claimable (due, or its lease expiring),
-    on the database's clock; 0 if one is claimable now; None if nothing is pending."""
+    """Seconds until the next delivery becomes claimable (due, or its lease expiring,
+    and its destination's circuit and rate limit let it go), on the database's clock;
+    0 if one is claimable now; None if nothing is pending."""
+    now = db_now()
     pending = Delivery.objects.filter(_SENDABLE, state=DeliveryState.PENDING)
-    unleased: datetime | None = pending.filter(lease_expires_at__isnull=True).aggregate(
-        t=Min("next_attempt_at")
-    )["t"]
-    leased: datetime | None = pending.filter(lease_expires_at__isnull=False).aggregate(
-        t=Min("lease_expires_at")
-    )["t"]
-    times = [t for t in (unleased, leased) if t is not None]
+    # Per destination: an open circuit or a rate limit may hold back what is due.
+    earliest: dict[int, list[datetime]] = {
+        row["destination_id"]: [t for t in (row["unleased"], row["leased"]) if t is not None]
+        for row in pending.values("destination_id").annotate(
+            unleased=Min("next_attempt_at", filter=Q(lease_expires_at__isnull=True)),
+            leased=Min("lease_expires_at", filter=Q(lease_expires_at__isnull=False)),
+        )
+    }
+    if not earliest:
+        return None
+    gates = pacing.gate_times(now, list(earliest))
+    for pk, state, retry_at, probe_until in (
+        Destination.objects.filter(pk__in=list(earliest))
+        .exclude(circuit_state=CircuitState.CLOSED)
+        .values_list("pk", "circuit_state", "circuit_retry_at", "circuit_probe_until")
+    ):
+        gate = retry_at if state == CircuitState.OPEN else probe_until
+        if gate is not None:
+            gates[pk] = max(gate, gates.get(pk, gate))
+    times: list[datetime] = [
+        max(min(found), gates[pk]) if pk in gates else min(found)
+        for pk, found in earliest.items()
+        if found
+    ]
     if not times:
         return None
-    return max(0.0, (min(times) - db_now()).total_seconds())
+    return max(0.0, (min(times) - now).total_seconds())
 
 
 def pending_count() -> int:

@@ -22,6 +22,8 @@ from django.db.models import Count, Q
 
 from hookway.models import DISABLED_IN_FILE, REMOVED_FROM_FILE, DeliveryState, Destination
 from hookway.outbound import NOTIFY_CHANNEL
+from hookway.policy import Change as StateChange
+from hookway.store import changelog, circuit
 from hookway.store.db import db_now
 
 REASON_LIMIT = Destination._meta.get_field("paused_reason").max_length or 500
@@ -51,6 +53,8 @@ class DestinationState:
     paused_reason: str
     managed: bool
     pending: int
+    circuit: str = "closed"  # a CircuitState value (hookway.store.circuit)
+    circuit_retry_at: datetime | None = None
 
     @property
     def state(self) -> str:
@@ -69,6 +73,13 @@ class DestinationState:
             parts.append(
                 f"disabled ({self.disabled_reason})" if self.disabled_reason else "disabled"
             )
+        elif self.circuit == "open":
+            probe = (
+                f", probe at {self.circuit_retry_at:%H:%M:%S} UTC" if self.circuit_retry_at else ""
+            )
+            parts.append(f"circuit open (its deliveries wait{probe})")
+        elif self.circuit == "half_open":
+            parts.append("circuit half-open (a probe is out)")
         return "; ".join(parts) or "active"
 
 
@@ -96,6 +107,8 @@ def _snapshot(row: Destination, pending: int) -> DestinationState:
         paused_reason=row.paused_reason,
         managed=row.managed,
         pending=pending,
+        circuit=row.circuit_state,
+        circuit_retry_at=row.circuit_retry_at,
     )
 
 
@@ -110,7 +123,7 @@ def states(names: list[str] | None = None) -> list[DestinationState]:
 def _locked(name: str) -> Destination:
     rows = Destination.objects.filter(name=name)
     if connection.vendor == "postgresql":
-        rows = rows.select_for_update()
+        rows = rows.select_for_update(no_key=True)
     row = rows.first()
     if row is None:
         raise NoSuchDestination(f"no destination named {name!r}")
@@ -148,8 +161,18 @@ def pause(name: str, reason: str = "") -> Change:
         if row.paused:
             after = _after(name)
             return Change(False, f"'{name}' is already {after.describe()}", after)
+        now = db_now()
         Destination.objects.filter(pk=row.pk).update(
-            paused=True, paused_at=db_now(), paused_reason=reason
+            paused=True, paused_at=now, paused_reason=reason
+        )
+        changelog.record(
+            row.pk,
+            name,
+            StateChange.PAUSED,
+            "active",
+            "paused",
+            f"paused by an operator: {reason}" if reason else "paused by an operator",
+            now,
         )
         after = _after(name)
     return Change(True, f"'{name}' paused; {_pending_then(after, 'until it is resumed')}", after)
@@ -164,6 +187,9 @@ def resume(name: str) -> Change:
             after = _after(name)
             return Change(False, f"'{name}' is not paused ({after.describe()})", after)
         Destination.objects.filter(pk=row.pk).update(paused=False, paused_at=None, paused_reason="")
+        changelog.record(
+            row.pk, name, StateChange.RESUMED, "paused", "active", "resumed by an operator"
+        )
         after = _after(name)
         if after.enabled:
             _wake()
@@ -193,7 +219,15 @@ def enable(name: str) -> Change:
             else:
                 what = "was removed from the config file: add it back there"
             raise ConfigFileDecides(f"'{name}' {what}; the next sync would disable it again")
-        Destination.objects.filter(pk=row.pk).update(enabled=True, disabled_reason="")
+        # A fresh start: its circuit closes and its failures are forgotten, or the
+        # failure that disabled it (disable_after) would disable it again at once.
+        Destination.objects.filter(pk=row.pk).update(
+            enabled=True, disabled_reason="", **circuit.reset_values()
+        )
+        was = f"; it was disabled: {row.disabled_reason}" if row.disabled_reason else ""
+        changelog.record(
+            row.pk, name, StateChange.ENABLED, "disabled", "enabled", f"enabled by an operator{was}"
+        )
         after = _after(name)
         if not after.paused:
             _wake()

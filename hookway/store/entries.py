@@ -17,7 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model
 
 from hookway.config.file import DestinationConfig, SourceConfig
-from hookway.models import Destination, Event, Route, Source
+from hookway.models import Change, Destination, Event, Route, Source
+from hookway.store import changelog
 
 # A destination an operator disabled: `enable` (hookway.store.destinations) turns it on.
 DISABLED_BY_OPERATOR = "disabled by an operator"
@@ -68,6 +69,10 @@ def destination_fields(config: DestinationConfig) -> dict[str, object]:
         "bearer_token": config.bearer_token,
         "basic_auth": config.basic_auth,
         "forward_headers": list(config.forward_headers),
+        "rate_limit": config.rate_limit,
+        "circuit_failures": config.circuit_failures,
+        "circuit_cooldown_seconds": config.circuit_cooldown_seconds,
+        "disable_after_seconds": config.disable_after_seconds,
     }
 
 
@@ -148,11 +153,16 @@ def disable_destination(name: str) -> bool:
     is lost). False when it already was disabled."""
     with transaction.atomic():
         row = _editable(Destination, f"destination '{name}'", name=name)
-        return bool(
+        changed = bool(
             Destination.objects.filter(pk=row.pk, enabled=True).update(
                 enabled=False, disabled_reason=DISABLED_BY_OPERATOR
             )
         )
+        if changed:
+            changelog.record(
+                row.pk, name, Change.DISABLED, "enabled", "disabled", DISABLED_BY_OPERATOR
+            )
+        return changed
 
 
 def create_route(

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import collections
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,16 +17,11 @@ from django.utils import timezone
 from hookway.models import Attempt, Delivery, DeliveryState, Destination, Route, Source
 from hookway.store.deliveries import LEASE_EXPIRED
 from hookway.store.events import IncomingEvent, store_event
-from tests.conftest import ServerProcess, spawn
+from tests.conftest import ServerProcess
+from tests.e2e.conftest import FAST_ENV, log_of
 from tests.receivers import Receiver, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-FAST_ENV = {
-    "HOOKWAY_ALLOW_PRIVATE_DESTINATIONS": "true",
-    "HOOKWAY_POLL_INTERVAL": "0.1",
-    "HOOKWAY_RETRY_SCHEDULE": "0,0.2",
-}
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -39,30 +31,6 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest.fixture
-def dispatchers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = tmp_path / f"dispatch-{len(started)}.log"
-        process = spawn(
-            [sys.executable, "manage.py", "dispatch", *args], {**FAST_ENV, **(env or {})}, log
-        )
-        process.log_path = log  # type: ignore[attr-defined]
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def log_of(process: subprocess.Popen[bytes]) -> str:
-    return Path(process.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
 
 
 def make_events(receiver: Receiver, count: int, **destination: Any) -> list[str]:

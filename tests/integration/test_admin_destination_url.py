@@ -26,6 +26,10 @@ def form(url: str) -> dict[str, str]:
         "timeout_seconds": "15",
         "max_attempts": "10",
         "concurrency": "20",
+        # The delivery policies' fields, as the form shows them (their defaults).
+        "circuit_failures": "5",
+        "circuit_cooldown_seconds": "30",
+        "disable_after_seconds": "432000",
         "enabled": "on",
     }
 

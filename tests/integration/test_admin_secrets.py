@@ -193,6 +193,10 @@ def destination_form(**overrides: str) -> dict[str, str]:
         "timeout_seconds": "15",
         "max_attempts": "10",
         "concurrency": "20",
+        # The delivery policies' fields, as the form shows them (their defaults).
+        "circuit_failures": "5",
+        "circuit_cooldown_seconds": "30",
+        "disable_after_seconds": "432000",
         "enabled": "on",
         "new_signing_secret": "",
         **overrides,

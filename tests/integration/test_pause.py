@@ -72,7 +72,8 @@ async def test_a_paused_destination_gets_deliveries_that_wait_then_arrive_in_ord
 
 
 async def manage(*args: str) -> str:
-    """Run ``manage.py`` in another process on the test database; return its output."""
+    """Run ``manage.py`` in another process on the test database; return its output
+    (standard output: its log lines, such as the state change, go to standard error)."""
     env = {**os.environ, "DATABASE_URL": conftest.test_database_url()}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -81,10 +82,10 @@ async def manage(*args: str) -> str:
         cwd=conftest.ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == 0, out.decode()
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, (out + err).decode()
     return out.decode()
 
 

@@ -1,0 +1,42 @@
+"""Fixtures of the end-to-end suites: real dispatcher processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import spawn
+
+FAST_ENV = {
+    "HOOKWAY_ALLOW_PRIVATE_DESTINATIONS": "true",
+    "HOOKWAY_POLL_INTERVAL": "0.1",
+    "HOOKWAY_RETRY_SCHEDULE": "0,0.2",
+}
+
+
+@pytest.fixture
+def dispatchers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = tmp_path / f"dispatch-{len(started)}.log"
+        process = spawn(
+            [sys.executable, "manage.py", "dispatch", *args], {**FAST_ENV, **(env or {})}, log
+        )
+        process.log_path = log  # type: ignore[attr-defined]
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def log_of(process: subprocess.Popen[bytes]) -> str:
+    return Path(process.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
