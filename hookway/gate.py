@@ -31,10 +31,20 @@ from typing import Literal, NamedTuple, ParamSpec, TypeVar
 from asgiref.sync import SyncToAsync, async_to_sync, sync_to_async
 from django.db import InterfaceError, OperationalError, connection, connections
 
-from hookway import conf, outbox, timing
+from hookway import conf, outbox, timing, tracing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
-from hookway.store import changes, deliveries, destinations, entries, events, records, replay
+from hookway.metrics import exposition
+from hookway.store import (
+    changes,
+    deliveries,
+    destinations,
+    entries,
+    events,
+    gauges,
+    records,
+    replay,
+)
 from hookway.store.db import disconnected
 from hookway.store.destinations import Change as Change
 from hookway.store.destinations import DestinationError as DestinationError
@@ -312,6 +322,13 @@ adestination_states = _db(destinations.states)
 apause_destination = _db(destinations.pause)
 aresume_destination = _db(destinations.resume)
 aenable_destination = _db(destinations.enable)
+
+# /metrics (hookway.metrics): the database's gauges on the request's thread, then the
+# exposition (it reads the multiprocess files) on a worker thread, off the loop.
+ametrics_gauges = _db(gauges.read)
+arender_metrics = sync_to_async(exposition.render, thread_sensitive=False)
+# Export the spans still buffered at shutdown (the exporter's blocking HTTP calls).
+aflush_traces = sync_to_async(tracing.flush, thread_sensitive=False)
 
 # The admin's lists at scale (hookway.store.records).
 aestimated_count = _db(records.estimated_count)

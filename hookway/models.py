@@ -196,6 +196,12 @@ class Event(models.Model):
     # Set when this event reused another event's delivery id with a different body.
     conflict_with = models.CharField(max_length=32, blank=True, default="")
     received_at = models.DateTimeField()  # indexed with id (Meta.indexes)
+    # W3C Trace Context of ingest's span (hookway.tracing), which every delivery attempt's
+    # span continues, in whichever process; "" when tracing is off. NULL for events stored
+    # before tracing existed: nullable, so SQLite adds the columns in place instead of
+    # copying the whole table (bodies and all) to add them.
+    traceparent = models.CharField(max_length=55, null=True, blank=True, editable=False)  # noqa: DJ001
+    tracestate = models.CharField(max_length=512, null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         ordering = ["-received_at"]

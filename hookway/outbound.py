@@ -77,6 +77,10 @@ class OutboundDelivery:
     celery_task: str = ""
     event_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     received_at: datetime | None = None
+    # W3C Trace Context (hookway.tracing): stored with the event by ingest, then, for the
+    # sender, the attempt's own span; sent as the traceparent and tracestate headers.
+    traceparent: str = ""
+    tracestate: str = ""
 
     @property
     def kind(self) -> Literal["http", "handler", "celery"]:

@@ -96,6 +96,8 @@ class _Details(NamedTuple):
     handler: str
     celery_task: str
     received_at: datetime
+    traceparent: str | None  # None: stored before tracing existed
+    tracestate: str | None
 
 
 def claim_due(
@@ -203,6 +205,8 @@ def claim_due(
                 "destination__handler",
                 "destination__celery_task",
                 "event__received_at",
+                "event__traceparent",
+                "event__tracestate",
             )
         ]
         # The sender's stored headers, only for the events whose destination forwards some
@@ -259,6 +263,8 @@ def _outbound(d: _Details, stored_headers: dict[str, object] | None) -> Outbound
         celery_task=d.celery_task,
         event_headers=event_headers,
         received_at=d.received_at,
+        traceparent=d.traceparent or "",
+        tracestate=d.tracestate or "",
     )
 
 
@@ -313,6 +319,8 @@ def ping(name: str, body: bytes) -> OutboundDelivery | None:
         handler=handler,
         celery_task=celery_task,
         received_at=db_now(),
+        traceparent="",
+        tracestate="",
     )
     return _outbound(details, None)
 

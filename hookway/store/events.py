@@ -85,6 +85,9 @@ class IncomingEvent:
     headers: dict[str, str]
     body: bytes = field(repr=False)
     received_at: datetime
+    # W3C Trace Context to store with the event (hookway.tracing); "" without a trace.
+    traceparent: str = ""
+    tracestate: str = ""
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,8 @@ class _EventRow(NamedTuple):
     body_sha256: str
     conflict_with: str
     received_at: AdaptedDatetime
+    traceparent: str
+    tracestate: str
 
 
 class _DeliveryRow(NamedTuple):
@@ -292,6 +297,8 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
                 body_sha256=digest,
                 conflict_with=conflict_with,
                 received_at=adapt(incoming.received_at),
+                traceparent=incoming.traceparent,
+                tracestate=incoming.tracestate,
             )
         )
         count = 0
