@@ -7,6 +7,7 @@ import logging
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from hookway import gate
 from hookway.metrics import access
@@ -15,6 +16,9 @@ from hookway.metrics.exposition import CONTENT_TYPE
 logger = logging.getLogger("hookway.metrics")
 
 
+# Exempt: it changes nothing and reads no cookie, and a scraper's mistaken POST should
+# get the 403 or 405 that says what is wrong, not a CSRF page.
+@csrf_exempt
 async def metrics(request: HttpRequest) -> HttpResponse:
     """The text exposition of Hookway's metrics: every process's counters and
     histograms and the database's gauges; 403 for a client not allowed to read them."""
