@@ -140,9 +140,9 @@ def test_two_gunicorn_workers_report_the_sum_in_every_scrape(
             sent
         )
         assert value(samples, "hookway_ingest_duration_seconds_count") == sent
-        assert value(samples, "hookway_deliveries_total", destination="sink", outcome="succeeded") == (
-            sent
-        )
+        assert value(
+            samples, "hookway_deliveries_total", destination="sink", outcome="succeeded"
+        ) == (sent)
         assert value(samples, "hookway_deliveries_pending", destination="sink") == 0
         assert value(samples, "hookway_event_loop_lag_seconds_count") > 0
 
