@@ -297,4 +297,5 @@ async def test_gauges_are_read_from_the_database_through_the_gate() -> None:
     await route(source, "a-dest", "http://127.0.0.1:9/x")
     gauges = await gate.ametrics_gauges()
     assert [g.name for g in gauges] == ["a-dest"]
-    assert gauges[0].pending == 0 and gauges[0].oldest_pending_seconds is None
+    assert gauges[0].pending == 0
+    assert gauges[0].oldest_pending_seconds is None

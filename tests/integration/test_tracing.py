@@ -106,7 +106,8 @@ async def test_one_trace_from_the_senders_traceparent_to_the_receiver(
     assert parent_of(ingest) == SENDER_SPAN
     assert parent_of(attempt) == ingest_span
     assert ingest.name == "POST /hooks/{slug}"
-    assert ingest.attributes is not None and attempt.attributes is not None
+    assert ingest.attributes is not None
+    assert attempt.attributes is not None
     assert ingest.attributes["hookway.source"] == "traced"
     assert ingest.attributes["http.response.status_code"] == 202
     assert ingest.attributes["hookway.event_id"] == response.json()["id"]

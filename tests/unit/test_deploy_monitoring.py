@@ -66,7 +66,8 @@ def test_the_rules_are_the_alerts_the_docs_describe():
     assert {rule["alert"] for rule in found} == ALERTS
     for rule in found:
         assert rule["labels"]["severity"] in {"warning", "critical"}
-        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        assert rule["annotations"]["summary"]
+        assert rule["annotations"]["description"]
         assert METRIC.search(rule["expr"]), rule["alert"]
         assert re.fullmatch(r"\d+[smh]", rule.get("for", "0s")), rule["alert"]
 
