@@ -30,6 +30,7 @@ BENCHMARKS = (
     "api_lists",
     "api_stream",
     "gitlab_example",
+    "observability",
 )
 
 

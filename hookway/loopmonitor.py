@@ -7,7 +7,7 @@ every dispatcher watches its own loop, logging a warning when it was blocked lon
 HOOKWAY_LOOP_LAG_WARN_MS, naming the lag and what was running (an ``async def`` handler
 calling blocking code is the usual cause: docs/handlers.md); and every Hookway process
 (web server, ``manage.py dispatch``) reports its lag to Prometheus
-(``hookway_event_loop_lag_seconds``, ``LagMetricTask``).
+(``hookway_event_loop_lag_seconds``, ``ProcessMetricsTask``).
 """
 
 from __future__ import annotations
@@ -112,33 +112,45 @@ class MonitorTask:
         self.monitor.write(self.path)
 
 
-# Restart delays of the lag metric's task after a failure: doubling, capped.
+# How often ingest's counts reach prometheus-client (and other processes' scrapes).
+FLUSH_INTERVAL = 1.0
+# Restart delays of the metrics task after a failure: doubling, capped.
 RESTART_FIRST = 1.0
 RESTART_MAX = 30.0
 
 
-class LagMetricTask:
-    """Owns this process's ``hookway_event_loop_lag_seconds`` sampler (every
-    WATCH_INTERVAL): ``start()`` at startup, ``await stop()`` at shutdown. A failure is
-    logged with its traceback and the sampler restarted after a backoff."""
+class ProcessMetricsTask:
+    """Owns this process's metrics upkeep: samples ``hookway_event_loop_lag_seconds``
+    every WATCH_INTERVAL and, every FLUSH_INTERVAL, moves ingest's counts into
+    prometheus-client (hookway.metrics.registry.flush) so other processes' scrapes see
+    them. ``start()`` at startup, ``await stop()`` at shutdown (which flushes once more).
+    A failure is logged with its traceback and the task restarted after a backoff."""
 
     def __init__(self) -> None:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flushed = 0.0
+
+    def _sampled(self, lag: float) -> None:
+        metrics.loop_lagged(lag)
+        now = asyncio.get_running_loop().time()
+        if now - self._flushed >= FLUSH_INTERVAL:
+            self._flushed = now
+            metrics.flush()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._own(), name="hookway-loop-lag-metric")
+        self._task = asyncio.create_task(self._own(), name="hookway-metrics")
 
     async def _own(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            monitor = LoopLagMonitor(WATCH_INTERVAL, keep=1, on_sample=metrics.loop_lagged)
+            monitor = LoopLagMonitor(WATCH_INTERVAL, keep=1, on_sample=self._sampled)
             try:
                 await monitor.run(self._stop)
             except Exception:  # the owner logs any failure and restarts the sampler
                 failures += 1
                 delay = min(RESTART_MAX, RESTART_FIRST * 2 ** (failures - 1))
-                logger.exception("the event-loop lag metric failed; restarting in %.0f s", delay)
+                logger.exception("the metrics task failed; restarting in %.0f s", delay)
                 try:
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
                 except TimeoutError:
@@ -148,3 +160,4 @@ class LagMetricTask:
         self._stop.set()
         if self._task is not None:
             await self._task
+        metrics.flush()

@@ -13,7 +13,7 @@ from hookway import conf, gate, tracing
 from hookway.config import file as config_file
 from hookway.config import registry
 from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig, new_worker_id
-from hookway.loopmonitor import LagMetricTask, MonitorTask
+from hookway.loopmonitor import MonitorTask, ProcessMetricsTask
 
 logger = logging.getLogger("hookway.runtime")
 
@@ -23,7 +23,7 @@ RESTART_FIRST = 1.0
 RESTART_MAX = 30.0
 
 _monitor: MonitorTask | None = None
-_lag_metric: LagMetricTask | None = None
+_process_metrics: ProcessMetricsTask | None = None
 # Stops of background tasks started on demand (the API's stream watcher), run at shutdown.
 _on_shutdown: dict[Callable[[], Awaitable[None]], None] = {}
 
@@ -50,22 +50,23 @@ async def stop_loop_monitor() -> None:
 
 
 def start_observing() -> None:
-    """What every Hookway process reports on itself: its event-loop lag to Prometheus
-    (hookway.metrics) and, with OpenTelemetry set up from the environment, its spans
-    (hookway.tracing)."""
-    global _lag_metric
+    """What every Hookway process reports on itself: its event-loop lag and ingest's
+    counts to Prometheus (hookway.metrics, hookway.loopmonitor.ProcessMetricsTask) and,
+    with OpenTelemetry set up from the environment, its spans (hookway.tracing)."""
+    global _process_metrics
     tracing.configure()
-    if _lag_metric is None:
-        _lag_metric = LagMetricTask()
-        _lag_metric.start()
+    if _process_metrics is None:
+        _process_metrics = ProcessMetricsTask()
+        _process_metrics.start()
 
 
 async def stop_observing() -> None:
-    """Stop the lag metric and export the spans still buffered."""
-    global _lag_metric
-    if _lag_metric is not None:
-        lag, _lag_metric = _lag_metric, None
-        await lag.stop()
+    """Stop the metrics task (its last flush counts what ingest has not yet reported)
+    and export the spans still buffered."""
+    global _process_metrics
+    if _process_metrics is not None:
+        task, _process_metrics = _process_metrics, None
+        await task.stop()
     await gate.aflush_traces()
 
 

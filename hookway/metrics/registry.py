@@ -12,13 +12,19 @@ Only counters and histograms are kept here: they sum across processes as they ar
 gauges (the queue's backlog, destinations' state) are read from the database at scrape
 time instead, the same whichever process answers.
 
-Ingest's call (``webhook_received``) is on the hot path: a dictionary lookup, an
-increment and a histogram observation (bench/results/metrics.md measures it).
+Ingest's call (``webhook_received``) is on the hot path, so it only adds to plain
+integers; ``flush()`` moves the sums into prometheus-client at every scrape of this
+process and every second (hookway.loopmonitor.ProcessMetricsTask), so another process's
+scrape sees them within about a second. Counting each webhook into prometheus-client
+directly cost 2.7 µs per webhook, 9 µs with PROMETHEUS_MULTIPROC_DIR (a lock and a
+memory-mapped write per value); this costs a fraction of a microsecond
+(bench/results/observability.md).
 """
 
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from pathlib import Path
 
 # Read before prometheus_client is imported, as prometheus_client itself does.
@@ -85,21 +91,43 @@ loop_lag = Histogram(
     registry=REGISTRY,
 )
 
-# Each label set's child, found once: ``labels()`` takes a lock and builds a key on every
-# call, and ingest counts every request. Sources and destinations are few (only known
-# ones are labels), so these stay small.
-_received: dict[tuple[str, int], Counter] = {}
+# Ingest's counts since the last flush, kept on the event loop's thread (the only one
+# that calls webhook_received and flush): by (source, status), and the histogram's
+# per-bucket counts (its buckets plus +Inf) and sum.
+_received: dict[tuple[str, int], int] = {}
+_latency_counts = [0] * (len(INGEST_BUCKETS) + 1)
+_latency_sum = 0.0
 
 
 def webhook_received(source: str, status: int, seconds: float) -> None:
     """Count one webhook answered with ``status`` after ``seconds``; ``source`` is the
     slug of the enabled source it reached, or "" (never the slug as sent: unknown slugs
-    must not make new series)."""
-    child = _received.get((source, status))
-    if child is None:
-        child = _received[(source, status)] = received.labels(source, str(status))
-    child.inc()
-    ingest_duration.observe(seconds)
+    must not make new series). Seen by scrapes after the next ``flush()``."""
+    global _latency_sum
+    key = (source, status)
+    _received[key] = _received.get(key, 0) + 1
+    _latency_counts[bisect_left(INGEST_BUCKETS, seconds)] += 1
+    _latency_sum += seconds
+
+
+def flush() -> None:
+    """Move ingest's counts since the last flush into prometheus-client (and so into
+    PROMETHEUS_MULTIPROC_DIR's files). Call it on the thread that runs ingest."""
+    global _received, _latency_sum
+    if not _received:
+        return
+    counts, _received = _received, {}
+    latency_sum, _latency_sum = _latency_sum, 0.0
+    for (source, status), n in counts.items():
+        received.labels(source, str(status)).inc(n)
+    # Histogram.observe adds one observation at a time; these are its own per-bucket
+    # values and sum (prometheus-client's fields: tests/unit/test_metrics_registry.py
+    # checks a flush exposes what as many observe() calls would).
+    for i, n in enumerate(_latency_counts):
+        if n:
+            ingest_duration._buckets[i].inc(n)
+            _latency_counts[i] = 0
+    ingest_duration._sum.inc(latency_sum)
 
 
 def attempt_recorded(destination: str, seconds: float, outcome: str) -> None:

@@ -16,7 +16,7 @@ import json
 import logging
 
 from hookway import gate
-from hookway.metrics import access
+from hookway.metrics import access, registry
 from hookway.metrics.exposition import CONTENT_TYPE
 
 logger = logging.getLogger("hookway.metrics")
@@ -67,6 +67,7 @@ async def _answer(reader: asyncio.StreamReader, peer: str | None) -> bytes:
         return _error(
             "405 Method Not Allowed", "method_not_allowed", "use GET", "Allow: GET, HEAD\r\n"
         )
+    registry.flush()
     body = await gate.arender_metrics(None, database=False)
     response = _response("200 OK", body, CONTENT_TYPE)
     return response[: response.index(b"\r\n\r\n") + 4] if method == "HEAD" else response

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from hookway import gate
-from hookway.metrics import access
+from hookway.metrics import access, registry
 from hookway.metrics.exposition import CONTENT_TYPE
 
 logger = logging.getLogger("hookway.metrics")
@@ -31,6 +31,7 @@ async def metrics(request: HttpRequest) -> HttpResponse:
             status=405,
             headers={"Allow": "GET, HEAD"},
         )
+    registry.flush()  # this process's latest ingest counts (on the loop's thread)
     try:
         destinations = await gate.ametrics_gauges()
     except DatabaseError as exc:

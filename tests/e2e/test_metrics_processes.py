@@ -133,6 +133,15 @@ def test_two_gunicorn_workers_report_the_sum_in_every_scrape(
 
     seen_workers = {p.name.split("_")[1] for p in directory.glob("counter_*.db")}
     assert len(seen_workers) == 2
+
+    # Each worker reports its ingest counts at least every second (hookway.metrics.registry).
+    def counted() -> bool:
+        samples = scrape(base + "/metrics")
+        return value(samples, "hookway_webhooks_received_total", source="inbox", status="202") == (
+            sent
+        )
+
+    wait_for(counted, 10, "both workers' counts")
     # Whichever worker answers a scrape, it reports both workers' counts.
     for _ in range(8):
         samples = scrape(base + "/metrics")

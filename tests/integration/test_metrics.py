@@ -14,7 +14,7 @@ import pytest
 
 from hookway import conf, gate
 from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig
-from hookway.loopmonitor import LagMetricTask
+from hookway.loopmonitor import ProcessMetricsTask
 from hookway.metrics import server as metrics_server
 from hookway.models import Destination, Route, Source
 from hookway.send.guard import Guard
@@ -243,7 +243,7 @@ async def test_the_allowlist_opens_metrics_to_its_networks(
 
 async def test_event_loop_lag_is_sampled_into_its_histogram(client: httpx.AsyncClient) -> None:
     before = value(await scrape(client), "hookway_event_loop_lag_seconds_count")
-    task = LagMetricTask()
+    task = ProcessMetricsTask()
     task.start()
     await asyncio.sleep(0.5)
     await task.stop()
