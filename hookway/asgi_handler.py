@@ -230,7 +230,7 @@ class IngestASGIHandler(ASGIHandler):
         scope[DEADLINE_KEY] = time.monotonic() + conf.get().db_timeout
         status: int | None = None
         try:
-            if tracing.ENABLED:
+            if tracing.ENABLED and tracing.recording():
                 with tracing.ingest_span(scope, self.route) as span:
                     status = await self._handle(scope, receive, send)
                     tracing.ingest_done(

@@ -174,7 +174,7 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
     if name is None and source.require_event_name:
         raise MissingEventName(_missing_name_detail(scheme))
     # The ingest span's context (hookway.tracing), which the deliveries' spans continue.
-    traceparent, tracestate = tracing.stored_context()
+    traceparent, tracestate = tracing.stored_context(request.headers)
     incoming = IncomingEvent(
         source_id=source.id,
         event_name=name or "",

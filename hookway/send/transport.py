@@ -210,7 +210,8 @@ class Transports:
         """Make one attempt with the delivery's transport; return its result. With
         OpenTelemetry, in a span of the event's trace whose context goes out with it."""
         transport = self.for_delivery(delivery)
-        if not tracing.ENABLED:
+        if not (tracing.ENABLED and tracing.recording()):
+            # The context stored with the event (if any) goes out as it came.
             return await transport.send(delivery)
         with tracing.attempt_span(delivery) as traced:
             result = await transport.send(traced.delivery)

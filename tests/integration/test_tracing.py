@@ -37,6 +37,7 @@ def spans() -> InMemorySpanExporter:
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(_exporter))
         trace.set_tracer_provider(provider)
+    tracing.refresh()  # noticed at once, not within a second
     _exporter.clear()
     return _exporter
 
