@@ -33,6 +33,7 @@ BENCHMARKS = (
     "console",
     "gitlab_example",
     "flap_soak",
+    "observability",
 )
 
 

@@ -34,7 +34,7 @@ from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 
-from hookway import conf, gate, proxy, timing
+from hookway import conf, gate, proxy, timing, tracing
 from hookway.ingest.views import (
     BODY_TOO_LARGE,
     DEADLINE_KEY,
@@ -42,6 +42,7 @@ from hookway.ingest.views import (
     SOURCE_KEY,
     SOURCE_LOOKUP_ERROR,
 )
+from hookway.metrics import registry as metrics
 from hookway.static import StaticFiles
 from hookway.store.errors import StoreUnavailable
 
@@ -206,6 +207,7 @@ class IngestASGIHandler(ASGIHandler):
 
     def __init__(self, prefix: str = HOOKS_PREFIX) -> None:
         self.hook_path = hook_path(prefix)
+        self.route = prefix + "{slug}"
         super().__init__()
 
     def load_middleware(self, is_async: bool = False) -> None:
@@ -221,40 +223,59 @@ class IngestASGIHandler(ASGIHandler):
             settings.MIDDLEWARE = full
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = timing.current.set(timing.RequestTimer())
+        """Answer one webhook, then count it (hookway.metrics) under its source's slug,
+        and trace it (hookway.tracing) when OpenTelemetry is installed."""
+        timer = timing.RequestTimer()
+        token = timing.current.set(timer)
         scope[DEADLINE_KEY] = time.monotonic() + conf.get().db_timeout
+        status: int | None = None
         try:
-            match = self.hook_path.match(scope.get("path", ""))
-            if scope.get("method") == "POST" and match is not None:
-                receive = await self._cap_body(scope, receive, match.group(1))
+            if tracing.ENABLED and tracing.recording():
+                with tracing.ingest_span(scope, self.route) as span:
+                    status = await self._handle(scope, receive, send)
+                    tracing.ingest_done(
+                        span, _slug(scope), status, timer.labels.get("event_id", "")
+                    )
             else:
-                # Any other method is refused (405) before a byte of its body is read.
-                receive = capped_receive(receive, scope, 0)
-            try:
-                body_file = await self.read_body(receive)
-            except RequestAborted:
-                return
-            try:
-                set_script_prefix(get_script_prefix(scope))
-                await send_request_signal(signals.request_started, self.__class__, scope=scope)
-                request, error_response = self.create_request(scope, body_file)
-                if request is None:
-                    assert error_response is not None  # Django returns one or the other
-                    # Django's internal, set as ASGIHandler.handle sets it: close_response
-                    # sends request_finished from it. The stubs don't declare it.
-                    error_response._handler_class = self.__class__  # type: ignore[attr-defined]
-                    await self.send_response(error_response, send)
-                    await close_response(error_response)
-                    return
-                await self._respond(request, receive, send)
-            finally:
-                body_file.close()
+                status = await self._handle(scope, receive, send)
         finally:
             timing.current.reset(token)
+            if status is not None:  # None: the client left before an answer
+                metrics.webhook_received(_slug(scope), status, time.perf_counter() - timer.started)
 
-    async def _respond(self, request: Any, receive: Receive, send: Send) -> None:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> int | None:
+        """Read, route and answer the request; return the status answered (None if the
+        client left first)."""
+        match = self.hook_path.match(scope.get("path", ""))
+        if scope.get("method") == "POST" and match is not None:
+            receive = await self._cap_body(scope, receive, match.group(1))
+        else:
+            # Any other method is refused (405) before a byte of its body is read.
+            receive = capped_receive(receive, scope, 0)
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return None
+        try:
+            set_script_prefix(get_script_prefix(scope))
+            await send_request_signal(signals.request_started, self.__class__, scope=scope)
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                assert error_response is not None  # Django returns one or the other
+                # Django's internal, set as ASGIHandler.handle sets it: close_response
+                # sends request_finished from it. The stubs don't declare it.
+                error_response._handler_class = self.__class__  # type: ignore[attr-defined]
+                await self.send_response(error_response, send)
+                await close_response(error_response)
+                return error_response.status_code
+            return await self._respond(request, receive, send)
+        finally:
+            body_file.close()
+
+    async def _respond(self, request: Any, receive: Receive, send: Send) -> int | None:
         """Run the view and send its response, cancelling the view if the client
-        disconnects first (Django's ``handle`` does the same)."""
+        disconnects first (Django's ``handle`` does the same); return the status sent,
+        None if the client left first."""
 
         async def process() -> HttpResponseBase:
             response = await self.run_get_response(request)
@@ -273,8 +294,10 @@ class IngestASGIHandler(ASGIHandler):
                 await task
         if worker.cancelled():
             await send_request_signal(signals.request_finished, self.__class__)
-        else:
-            await close_response(worker.result())
+            return None
+        response = worker.result()
+        await close_response(response)
+        return response.status_code
 
     async def _cap_body(self, scope: Scope, receive: Receive, slug: str) -> Receive:
         """Look the source up and return a ``receive`` that stops at its body limit."""
@@ -291,6 +314,12 @@ class IngestASGIHandler(ASGIHandler):
             scope[SOURCE_KEY] = None
         limit = source.max_body_bytes if source is not None else 0
         return capped_receive(receive, scope, limit)
+
+
+def _slug(scope: Scope) -> str:
+    """The slug of the enabled source the request reached, "" if none (metrics label)."""
+    source = scope.get(SOURCE_KEY)
+    return source.slug if source is not None else ""
 
 
 async def _buffered_body(scope: Scope, receive: Receive, send: Send, limit: int) -> Receive | None:

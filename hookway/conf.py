@@ -238,6 +238,35 @@ DEVELOPMENT_SECRET_KEY = "hookway-insecure-development-key-set-SECRET_KEY-in-pro
 MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
 
 
+# Who may scrape /metrics without the token: this machine.
+METRICS_ALLOWLIST = ("127.0.0.0/8", "::1")
+METRICS_TOKEN_MIN = 16
+
+
+def envtoken(env: Mapping[str, str], name: str) -> str:
+    token = env.get(name, "").strip()
+    if token and len(token) < METRICS_TOKEN_MIN:
+        raise ImproperlyConfigured(
+            f"{name}: expected a long random string (at least {METRICS_TOKEN_MIN} "
+            f"characters), e.g. from {MAKE_A_KEY}"
+        )
+    return token
+
+
+def envhostport(env: Mapping[str, str], name: str) -> tuple[str, int] | None:
+    """``host:port`` (``[::1]:9464`` for IPv6), or None when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r}: expected host:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464"
+        )
+    return host, int(port)
+
+
 # uvicorn's and gunicorn's default for FORWARDED_ALLOW_IPS: a proxy on this machine.
 FORWARDED_ALLOW_IPS = ("127.0.0.1", "::1")
 
@@ -288,6 +317,12 @@ class HookwaySettings:
     loop_lag_warn_ms: float = 200.0
     # Where destination state changes are emailed (docs/delivery.md, "Notifications").
     notify_email: list[str] = field(default_factory=list)
+    # Who may read /metrics (docs/operations.md, "Metrics"): these addresses, or anyone
+    # sending this bearer token.
+    metrics_allowlist: list[str] = field(default_factory=lambda: list(METRICS_ALLOWLIST))
+    metrics_token: str = field(default="", repr=False)
+    # A standalone dispatcher's own /metrics endpoint, (host, port); None: none.
+    dispatcher_metrics_address: tuple[str, int] | None = None
 
 
 def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> HookwaySettings:
@@ -369,6 +404,11 @@ def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> Ho
         celery_app=envstr(env, "HOOKWAY_CELERY_APP", "").strip() or None,
         loop_lag_warn_ms=envfloat(env, "HOOKWAY_LOOP_LAG_WARN_MS", 200.0, minimum=0.0),
         notify_email=envemails(env, "HOOKWAY_NOTIFY_EMAIL"),
+        metrics_allowlist=envaddresses(
+            env, "HOOKWAY_METRICS_ALLOWLIST", ",".join(METRICS_ALLOWLIST)
+        ),
+        metrics_token=envtoken(env, "HOOKWAY_METRICS_TOKEN"),
+        dispatcher_metrics_address=envhostport(env, "HOOKWAY_DISPATCHER_METRICS_ADDRESS"),
         # "{pid}" in the name gives each worker process its own file.
         loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")
@@ -417,6 +457,9 @@ APP_KEYS = (
     "CELERY_APP",
     "LOOP_LAG_WARN_MS",
     "NOTIFY_EMAIL",
+    "METRICS_ALLOWLIST",
+    "METRICS_TOKEN",
+    "DISPATCHER_METRICS_ADDRESS",
 )
 
 

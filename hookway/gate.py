@@ -31,9 +31,10 @@ from typing import Literal, NamedTuple, ParamSpec, TypeVar
 from asgiref.sync import SyncToAsync, async_to_sync, sync_to_async
 from django.db import InterfaceError, OperationalError, connection, connections
 
-from hookway import conf, outbox, timing
+from hookway import conf, outbox, timing, tracing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
+from hookway.metrics import exposition
 from hookway.routing import rules
 from hookway.store import (
     changelog,
@@ -43,6 +44,7 @@ from hookway.store import (
     destinations,
     entries,
     events,
+    gauges,
     records,
     replay,
 )
@@ -346,6 +348,13 @@ async def asend_mail(subject: str, body: str, recipients: list[str]) -> int:
     thread, never the shared database thread); returns how many were sent."""
     return await sync_to_async(_send_mail, thread_sensitive=False)(subject, body, recipients)
 
+
+# /metrics (hookway.metrics): the database's gauges on the request's thread, then the
+# exposition (it reads the multiprocess files) on a worker thread, off the loop.
+ametrics_gauges = _db(gauges.read)
+arender_metrics = sync_to_async(exposition.render, thread_sensitive=False)
+# Export the spans still buffered at shutdown (the exporter's blocking HTTP calls).
+aflush_traces = sync_to_async(tracing.flush, thread_sensitive=False)
 
 # The admin's lists at scale (hookway.store.records).
 aestimated_count = _db(records.estimated_count)

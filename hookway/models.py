@@ -317,6 +317,12 @@ class Event(models.Model):
         help_text="The sender's address: the TCP peer, or the client a trusted proxy "
         "(FORWARDED_ALLOW_IPS) named in X-Forwarded-For.",
     )
+    # W3C Trace Context of ingest's span (hookway.tracing), which every delivery attempt's
+    # span continues, in whichever process; "" when tracing is off. NULL for events stored
+    # before tracing existed: nullable, so SQLite adds the columns in place instead of
+    # copying the whole table (bodies and all) to add them.
+    traceparent = models.CharField(max_length=55, null=True, blank=True, editable=False)  # noqa: DJ001
+    tracestate = models.CharField(max_length=512, null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         ordering = ["-received_at"]

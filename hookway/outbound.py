@@ -83,6 +83,10 @@ class OutboundDelivery:
     transform_error: str = ""
     # Seconds to hold it before sending: its rate-limit slot (hookway.store.pacing).
     delay: float = 0.0
+    # W3C Trace Context (hookway.tracing): stored with the event by ingest, then, for the
+    # sender, the attempt's own span; sent as the traceparent and tracestate headers.
+    traceparent: str = ""
+    tracestate: str = ""
 
     @property
     def kind(self) -> Literal["http", "handler", "celery"]:

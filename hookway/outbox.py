@@ -19,7 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from hookway import wakeup
+from hookway import tracing, wakeup
 from hookway.store import events
 
 __all__ = ["Published", "UnknownSource", "apublish", "publish"]
@@ -81,6 +81,8 @@ def publish(
             f"hookway.publish: no enabled source named {source!r}; add it to the config "
             f'file ([[sources]] slug = "{source}") or in the admin, and route it'
         )
+    # The caller's trace, when it has one (hookway.tracing): its deliveries continue it.
+    traceparent, tracestate = tracing.stored_context()
     incoming = events.IncomingEvent(
         source_id=spec.id,
         event_name=event_name,
@@ -89,6 +91,8 @@ def publish(
         headers={"Content-Type": CONTENT_TYPE},
         body=body,
         received_at=timezone.now(),
+        traceparent=traceparent,
+        tracestate=tracestate,
     )
     stored = events.store_in_transaction(incoming)
     if stored.deliveries:

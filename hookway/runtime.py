@@ -9,11 +9,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from hookway import conf, gate
+from hookway import conf, gate, tracing
 from hookway.config import file as config_file
 from hookway.config import registry
 from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig, new_worker_id
-from hookway.loopmonitor import MonitorTask
+from hookway.loopmonitor import MonitorTask, ProcessMetricsTask
 
 logger = logging.getLogger("hookway.runtime")
 
@@ -23,6 +23,7 @@ RESTART_FIRST = 1.0
 RESTART_MAX = 30.0
 
 _monitor: MonitorTask | None = None
+_process_metrics: ProcessMetricsTask | None = None
 # Stops of background tasks started on demand (the API's stream watcher), run at shutdown.
 _on_shutdown: dict[Callable[[], Awaitable[None]], None] = {}
 
@@ -46,6 +47,27 @@ async def stop_loop_monitor() -> None:
     if _monitor is not None:
         monitor, _monitor = _monitor, None
         await monitor.stop()
+
+
+def start_observing() -> None:
+    """What every Hookway process reports on itself: its event-loop lag and ingest's
+    counts to Prometheus (hookway.metrics, hookway.loopmonitor.ProcessMetricsTask) and,
+    with OpenTelemetry set up from the environment, its spans (hookway.tracing)."""
+    global _process_metrics
+    tracing.configure()
+    if _process_metrics is None:
+        _process_metrics = ProcessMetricsTask()
+        _process_metrics.start()
+
+
+async def stop_observing() -> None:
+    """Stop the metrics task (its last flush counts what ingest has not yet reported)
+    and export the spans still buffered."""
+    global _process_metrics
+    if _process_metrics is not None:
+        task, _process_metrics = _process_metrics, None
+        await task.stop()
+    await gate.aflush_traces()
 
 
 async def apply_config_file() -> None:
@@ -160,6 +182,7 @@ async def startup() -> None:
     global _embedded
     await apply_config_file()
     start_loop_monitor()
+    start_observing()
     if conf.get().embedded_dispatcher and _embedded is None:
         _embedded = EmbeddedDispatcher()
         _embedded.start()
@@ -180,3 +203,4 @@ async def shutdown() -> None:
         except Exception:  # one failing stop must not keep the others from running
             logger.exception("stopping %r failed", stop)
     await stop_loop_monitor()
+    await stop_observing()

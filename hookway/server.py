@@ -6,6 +6,9 @@ gunicorn's listening sockets to its event loop, which closes their file descript
 the server stops (uvloop does so directly), and gunicorn then closes the same
 descriptors again. This worker hands uvicorn duplicates instead: the loop closes its
 own copies, gunicorn its originals.
+
+It also makes the workers' Prometheus metrics add up (hookway.metrics.workers): in the
+master, before any worker is forked, it gives them one PROMETHEUS_MULTIPROC_DIR.
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ class _LoopOwnedSocket(socket.socket):
 
 class UvicornWorker(_UvicornWorker):  # type: ignore[misc]  # uvicorn-worker ships no types
     sockets: list[Any]
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        # gunicorn calls this in the master once it listens, before forking workers.
+        parent = getattr(super(), "check_config", None)
+        if parent is not None:
+            parent(cfg, log)
+        from hookway.metrics.workers import share_across_workers
+
+        share_across_workers()
 
     async def _serve(self) -> None:
         originals = self.sockets

@@ -44,6 +44,7 @@ from django.db import DatabaseError
 from hookway import conf, gate, wakeup
 from hookway.dispatch import retry
 from hookway.loopmonitor import WATCH_INTERVAL, LoopLagMonitor
+from hookway.metrics import registry as metrics
 from hookway.outbound import (
     NOTIFY_CHANNEL,
     AttemptResult,
@@ -183,6 +184,8 @@ class Dispatcher:
         self._give_up_writes = asyncio.Event()
         self._cancelled: list[str] = []
         self._progress = time.monotonic()
+        # Destination names by id, for the metrics' labels (settlements carry the id).
+        self._names: dict[int, str] = {}
 
     # -- public -----------------------------------------------------------------------
 
@@ -407,6 +410,7 @@ class Dispatcher:
 
     def _start(self, delivery: OutboundDelivery) -> None:
         self._seen[delivery.delivery_id] = delivery
+        self._names[delivery.destination_id] = delivery.destination_name
         self.stats.claimed += 1
         self._busy[delivery.destination_id] = self._busy.get(delivery.destination_id, 0) + 1
         task = asyncio.create_task(
@@ -500,6 +504,7 @@ class Dispatcher:
             )
             if written is None:
                 return  # shutting down and the database still fails: see _shutdown
+            self._count(batch, written)
             for settlement in batch:
                 dying = self._dying.pop(settlement.result.delivery_id, None)
                 if dying is not None:
@@ -508,6 +513,20 @@ class Dispatcher:
                     )
             del self._outbox[: len(batch)]
             self._outbox_changed.set()
+
+    def _count(self, batch: list[Settlement], kept_pending: set[str]) -> None:
+        """Count written attempts (hookway.metrics): once written, so a write retried
+        is counted once and an attempt lost with its process is not."""
+        for s in batch:
+            r = s.result
+            if s.state == DeliveryState.SUCCEEDED:
+                outcome = "succeeded"
+            elif s.state == DeliveryState.DEAD and r.delivery_id not in kept_pending:
+                outcome = "dead"
+            else:
+                outcome = "retry"
+            name = self._names.get(r.destination_id, str(r.destination_id))
+            metrics.attempt_recorded(name, r.duration_ms / 1000, outcome)
 
     async def _flushed(self) -> None:
         """Wait until every finished attempt so far is written."""

@@ -18,7 +18,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from hookway import conf, gate, proxy, timing, wakeup
+from hookway import conf, gate, proxy, timing, tracing, wakeup
 from hookway.headers import is_credential_header
 from hookway.inbound import VerifyScheme
 from hookway.ingest import extract, verify
@@ -173,6 +173,8 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
     name = extract.event_name(scheme, request.headers, payload)
     if name is None and source.require_event_name:
         raise MissingEventName(_missing_name_detail(scheme))
+    # The ingest span's context (hookway.tracing), which the deliveries' spans continue.
+    traceparent, tracestate = tracing.stored_context(request.headers)
     incoming = IncomingEvent(
         source_id=source.id,
         event_name=name or "",
@@ -182,6 +184,8 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
         body=body,
         received_at=timezone.now(),
         client_ip=proxy.client_ip(getattr(request, "scope", {})),
+        traceparent=traceparent,
+        tracestate=tracestate,
     )
     try:
         stored = await gate.astore_event(incoming, _deadline(request))

@@ -73,6 +73,10 @@ def outbound_headers(delivery: OutboundDelivery, timestamp: int) -> dict[str, st
     put("X-Hookway-Event", delivery.event_name)
     put("X-Hookway-Source", delivery.source_slug)
     put("X-Hookway-Attempt", str(delivery.attempt))
+    if delivery.traceparent:
+        put("traceparent", delivery.traceparent)
+        if delivery.tracestate:
+            put("tracestate", delivery.tracestate)
     if delivery.signing_secret:
         key = decode_whsec(delivery.signing_secret)
         if key is not None:

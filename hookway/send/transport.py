@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from django.utils import timezone
 
+from hookway import tracing
 from hookway.outbound import AttemptResult, ErrorKind, OutboundDelivery, Outcome
 from hookway.send import sender
 from hookway.send.guard import Guard
@@ -206,14 +207,22 @@ class Transports:
         return transport
 
     async def send(self, delivery: OutboundDelivery) -> AttemptResult:
-        """Make one attempt with the delivery's transport; return its result."""
+        """Make one attempt with the delivery's transport; return its result. With
+        OpenTelemetry, in a span of the event's trace whose context goes out with it."""
         if delivery.transform_error:
             # The same event gives the same failure: retrying can't help, a fixed
             # transform and a replay can.
             return Clock(delivery).result(
                 "failed", error=delivery.transform_error, error_kind=ErrorKind.TRANSFORM
             )
-        return await self.for_delivery(delivery).send(delivery)
+        transport = self.for_delivery(delivery)
+        if not (tracing.ENABLED and tracing.recording()):
+            # The context stored with the event (if any) goes out as it came.
+            return await transport.send(delivery)
+        with tracing.attempt_span(delivery) as traced:
+            result = await transport.send(traced.delivery)
+            traced.done(result)
+            return result
 
 
 def timed_out(clock: Clock, timeout: float, exc: ThreadTimedOut, what: str) -> AttemptResult:

@@ -114,6 +114,8 @@ class _Details(NamedTuple):
     handler: str
     celery_task: str
     received_at: datetime
+    traceparent: str | None  # None: stored before tracing existed
+    tracestate: str | None
 
 
 def claim_due(
@@ -233,6 +235,8 @@ def claim_due(
                 "destination__handler",
                 "destination__celery_task",
                 "event__received_at",
+                "event__traceparent",
+                "event__tracestate",
             )
         ]
         transforms = _route_transforms(details)
@@ -359,6 +363,8 @@ def _outbound(
         event_headers=event_headers,
         received_at=d.received_at,
         delay=delay,
+        traceparent=d.traceparent or "",
+        tracestate=d.tracestate or "",
     )
 
 
@@ -413,6 +419,8 @@ def ping(name: str, body: bytes) -> OutboundDelivery | None:
         handler=handler,
         celery_task=celery_task,
         received_at=db_now(),
+        traceparent="",
+        tracestate="",
     )
     return _outbound(details, None)
 

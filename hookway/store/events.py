@@ -86,6 +86,9 @@ class IncomingEvent:
     body: bytes = field(repr=False)
     received_at: datetime
     client_ip: str | None = None
+    # W3C Trace Context to store with the event (hookway.tracing); "" without a trace.
+    traceparent: str = ""
+    tracestate: str = ""
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,8 @@ class _EventRow(NamedTuple):
     filtered_out: str  # JSON text
     received_at: AdaptedDatetime
     client_ip: Any
+    traceparent: str
+    tracestate: str
 
 
 class _DeliveryRow(NamedTuple):
@@ -344,6 +349,8 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
                 filtered_out=json.dumps(filtered_out),
                 received_at=adapt(incoming.received_at),
                 client_ip=connection.ops.adapt_ipaddressfield_value(incoming.client_ip),
+                traceparent=incoming.traceparent,
+                tracestate=incoming.tracestate,
             )
         )
         for route in taken:
