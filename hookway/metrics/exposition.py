@@ -16,10 +16,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from hookway.metrics import registry
+from hookway.policy import CircuitState
 from hookway.store.gauges import DestinationGauges
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-CIRCUIT_STATES = ("closed", "open", "half_open")
+CIRCUIT_STATES = tuple(CircuitState)
 
 
 class DatabaseGauges(Collector):

@@ -30,9 +30,8 @@ class DestinationGauges:
     dead: int
     # Seconds since the oldest pending delivery was created; None with none pending.
     oldest_pending_seconds: float | None
-    # The circuit breaker's state ("closed", "open", "half_open"), "" while Hookway has
-    # no breaker: read it in ``read()`` below, the one place that needs to change; the
-    # exposition exports hookway_destination_circuit_state for any destination that has one.
+    # The circuit breaker's state ("closed", "open", "half_open"; hookway.store.circuit),
+    # exported as hookway_destination_circuit_state.
     circuit: str = ""
 
 
@@ -45,9 +44,9 @@ def read() -> list[DestinationGauges]:
     """Every destination's gauges, by name."""
     now = db_now()
     found = []
-    for pk, name, enabled, paused, failures in Destination.objects.order_by("name").values_list(
-        "pk", "name", "enabled", "paused", "failures_in_a_row"
-    ):
+    for pk, name, enabled, paused, failures, circuit in Destination.objects.order_by(
+        "name"
+    ).values_list("pk", "name", "enabled", "paused", "failures_in_a_row", "circuit_state"):
         oldest = (
             Delivery.objects.filter(destination_id=pk, state=DeliveryState.PENDING)
             .order_by()
@@ -59,6 +58,7 @@ def read() -> list[DestinationGauges]:
                 enabled=enabled,
                 paused=paused,
                 failures_in_a_row=failures,
+                circuit=circuit,
                 pending=_capped_count(pk, DeliveryState.PENDING),
                 dead=_capped_count(pk, DeliveryState.DEAD),
                 oldest_pending_seconds=None

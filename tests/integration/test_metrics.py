@@ -17,6 +17,7 @@ from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig
 from hookway.loopmonitor import ProcessMetricsTask
 from hookway.metrics import server as metrics_server
 from hookway.models import Destination, Route, Source
+from hookway.policy import CircuitState
 from hookway.send.guard import Guard
 from tests.metricstext import Samples, names, parse, total, value
 from tests.receivers import Received, Reply
@@ -173,8 +174,31 @@ async def test_deliveries_retries_and_dead_letters_are_counted(
     assert value(after, "hookway_destination_enabled", destination="ok") == 1
     assert value(after, "hookway_destination_failures_in_a_row", destination="gone") == 1
     assert value(after, "hookway_destination_failures_in_a_row", destination="flaky") == 0
-    # No circuit breaker yet: its gauge is not exported.
-    assert "hookway_destination_circuit_state" not in names(after)
+    # One failure in a row is below the breaker's threshold: every circuit is closed.
+    for name in ("ok", "flaky", "gone"):
+        assert (
+            value(after, "hookway_destination_circuit_state", destination=name, state="closed") == 1
+        )
+        assert (
+            value(after, "hookway_destination_circuit_state", destination=name, state="open") == 0
+        )
+
+
+async def test_an_open_circuit_shows_in_its_gauge(client: httpx.AsyncClient, receiver: Any) -> None:
+    source = await Source.objects.acreate(slug="feed", verify="none")
+    await route(source, "down", receiver().url("/down"))
+    await Destination.objects.filter(name="down").aupdate(circuit_state=CircuitState.OPEN)
+
+    samples = await scrape(client)
+
+    assert (
+        value(samples, "hookway_destination_circuit_state", destination="down", state="open") == 1
+    )
+    for state in ("closed", "half_open"):
+        assert (
+            value(samples, "hookway_destination_circuit_state", destination="down", state=state)
+            == 0
+        )
 
 
 async def test_a_paused_destinations_backlog_shows_in_the_gauges(
