@@ -202,6 +202,10 @@ MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
 FORWARDED_ALLOW_IPS = ("127.0.0.1", "::1")
 
 
+# Each pruning statement lists a batch's ids as parameters: SQLite takes 32766 at most.
+MAX_PRUNE_BATCH = 10_000
+
+
 def default_sqlite_url() -> str:
     return f"sqlite:///{BASE_DIR / 'var' / 'hookway.sqlite3'}"
 
@@ -246,6 +250,15 @@ class HookwaySettings:
     # The dispatcher logs a warning when its event loop is blocked this long (a handler
     # doing blocking work on the loop, docs/handlers.md); 0 turns the watch off.
     loop_lag_warn_ms: float = 200.0
+    # Retention (docs/delivery.md, "Retention"): events older than this many days are
+    # pruned with their deliveries and attempts; 0 keeps everything.
+    retention_days: int = 30
+    # Events with a dead delivery nobody replayed are kept this long (never less than
+    # retention_days); 0 keeps them until replayed.
+    dead_retention_days: int = 90
+    # Events per pruning transaction, and seconds between the dispatcher's pruning runs.
+    prune_batch: int = 500
+    prune_interval: float = 600.0
 
 
 def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> HookwaySettings:
@@ -326,11 +339,20 @@ def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> Ho
         stream_backfill=envint(env, "HOOKWAY_STREAM_BACKFILL", 1000, minimum=1),
         celery_app=envstr(env, "HOOKWAY_CELERY_APP", "").strip() or None,
         loop_lag_warn_ms=envfloat(env, "HOOKWAY_LOOP_LAG_WARN_MS", 200.0, minimum=0.0),
+        retention_days=envint(env, "HOOKWAY_RETENTION_DAYS", 30, minimum=0),
+        dead_retention_days=envint(env, "HOOKWAY_DEAD_RETENTION_DAYS", 90, minimum=0),
+        prune_batch=envint(env, "HOOKWAY_PRUNE_BATCH", 500, minimum=1),
+        prune_interval=envfloat(env, "HOOKWAY_PRUNE_INTERVAL", 600.0, minimum=1.0),
         # "{pid}" in the name gives each worker process its own file.
         loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")
         else None,
     )
+    if settings.prune_batch > MAX_PRUNE_BATCH:
+        raise ImproperlyConfigured(
+            f"HOOKWAY_PRUNE_BATCH={settings.prune_batch}: expected at most {MAX_PRUNE_BATCH} "
+            "(each batch is one short transaction; a large one holds up ingest's writes)"
+        )
     # Checked last, so a typo elsewhere is reported before the missing key.
     if standalone and not settings.secret_key.strip():
         if not (debug or demo):
@@ -373,6 +395,10 @@ APP_KEYS = (
     "STREAM_BACKFILL",
     "CELERY_APP",
     "LOOP_LAG_WARN_MS",
+    "RETENTION_DAYS",
+    "DEAD_RETENTION_DAYS",
+    "PRUNE_BATCH",
+    "PRUNE_INTERVAL",
 )
 
 

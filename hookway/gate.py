@@ -34,7 +34,16 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from hookway import conf, outbox, timing
 from hookway.config import sync as config_sync
 from hookway.config.file import HookwayConfig
-from hookway.store import changes, deliveries, destinations, entries, events, records, replay
+from hookway.store import (
+    changes,
+    deliveries,
+    destinations,
+    entries,
+    events,
+    records,
+    replay,
+    retention,
+)
 from hookway.store.db import disconnected
 from hookway.store.destinations import Change as Change
 from hookway.store.destinations import DestinationError as DestinationError
@@ -48,6 +57,9 @@ from hookway.store.replay import Created as Created
 from hookway.store.replay import ReplayResult as ReplayResult
 from hookway.store.replay import SkipKind as SkipKind
 from hookway.store.replay import Skipped as Skipped
+from hookway.store.retention import Batch as Batch
+from hookway.store.retention import Pruned as Pruned
+from hookway.store.retention import RetentionPolicy as RetentionPolicy
 
 # Re-exported above ("X as X"): what the replay and destination functions below answer,
 # for their callers (commands, the admin, the API), which import no store module.
@@ -305,6 +317,10 @@ adata_version = _db(deliveries.data_version)
 areplay_events = _db(replay.replay_events)
 areplay_deliveries = _db(replay.replay_deliveries)
 areplay_dead = _db(replay.replay_dead)
+
+# Retention (hookway.store.retention): one short transaction per batch, and the dry run.
+aprune_batch = _db(retention.prune_batch)
+acount_prunable = _db(retention.count)
 
 # A destination's operational state (hookway.store.destinations): each change returns a
 # Change; raises a destinations.DestinationError when it can't be made.
