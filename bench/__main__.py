@@ -30,6 +30,7 @@ BENCHMARKS = (
     "admin",
     "api_lists",
     "api_stream",
+    "prune",
     "gitlab_example",
 )
 

@@ -176,6 +176,8 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
             "timeout_seconds",
             "max_attempts",
             "concurrency",
+            "ordered",
+            "on_dead",
             "enabled",
             "disabled_reason",
             "headers",
@@ -320,11 +322,12 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
         "failures_in_a_row",
         "max_attempts",
         "concurrency",
+        "ordered",
         "signing_secret_summary",
         "auth_summary",
         "managed",
     ]
-    list_filter = ["enabled", "paused", "managed"]
+    list_filter = ["enabled", "paused", "ordered", "managed"]
     search_fields = ["name", "url", "handler", "celery_task"]
     actions = ["pause_destinations", "resume_destinations", "enable_destinations"]
     button_actions = ("pause", "resume", "enable")

@@ -66,6 +66,8 @@ class DestinationOut(Schema):
         "or the env:NAME it is read from), never the value."
     )
     forward_headers: list[str]
+    ordered: bool = Field(description="One delivery at a time, in received order.")
+    on_dead: str = Field(description='Ordered only: "skip" or "block" on a dead delivery.')
     managed: bool = Field(description="Managed by the config file: read-only here.")
     signing_secret_set: bool
     signing_secret_fingerprint: str | None
@@ -87,6 +89,8 @@ class DestinationIn(Schema):
     bearer_token: str = Field("", description="Write-only: a literal or env:NAME.")
     basic_auth: str = Field("", description="Write-only: user:password, user:env:NAME or env:NAME.")
     forward_headers: list[str] = Field(default_factory=list)
+    ordered: bool = False
+    on_dead: str = Field("skip", description='"skip" or "block" (docs/delivery.md).')
 
 
 class DestinationPatch(Schema):
@@ -99,6 +103,8 @@ class DestinationPatch(Schema):
     bearer_token: str | None = Field(None, description='Replaces it; "" removes it.')
     basic_auth: str | None = Field(None, description='Replaces it; "" removes it.')
     forward_headers: list[str] | None = None
+    ordered: bool | None = None
+    on_dead: str | None = None
 
 
 class PauseIn(Schema):
@@ -158,6 +164,8 @@ def destination_out(row: Destination) -> dict[str, Any]:
         "forward_headers": [str(p) for p in row.forward_headers]
         if isinstance(row.forward_headers, list)
         else [],
+        "ordered": row.ordered,
+        "on_dead": row.on_dead,
         "managed": row.managed,
         "signing_secret_set": bool(row.signing_secret),
         "signing_secret_fingerprint": secret_fingerprint(row.signing_secret),
@@ -197,6 +205,8 @@ def _table(row: Destination) -> dict[str, Any]:
         "forward_headers": list(row.forward_headers)
         if isinstance(row.forward_headers, list)
         else [],
+        "ordered": row.ordered,
+        "on_dead": row.on_dead,
     }
 
 

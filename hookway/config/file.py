@@ -73,6 +73,9 @@ class DestinationConfig:
     forward_headers: tuple[str, ...] = ()
     handler: str = ""
     celery_task: str = ""
+    # Ordered delivery (docs/delivery.md, "Ordered delivery"); on_dead: "skip" or "block".
+    ordered: bool = False
+    on_dead: str = "skip"
 
 
 @dataclass(frozen=True)
@@ -333,6 +336,8 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
             "forward_headers",
             "handler",
             "celery_task",
+            "ordered",
+            "on_dead",
         },
     )
     name = t.text("name", required=True)
@@ -398,7 +403,22 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
         forward_headers=_forward_headers(t),
         handler=handler,
         celery_task=celery_task,
+        ordered=t.flag("ordered", False),
+        on_dead=_on_dead(t),
     )
+
+
+ON_DEAD = ("skip", "block")
+
+
+def _on_dead(t: _Table) -> str:
+    value = t.text("on_dead", "skip")
+    if value not in ON_DEAD:
+        raise ConfigError(
+            f'{t.where}.on_dead: expected "skip" (a dead delivery lets the next one go) or '
+            f'"block" (later deliveries wait until it is replayed), got {value!r}'
+        )
+    return value
 
 
 # What only an HTTP request has: a handler or a Celery task gets the event itself.

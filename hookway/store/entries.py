@@ -68,6 +68,8 @@ def destination_fields(config: DestinationConfig) -> dict[str, object]:
         "bearer_token": config.bearer_token,
         "basic_auth": config.basic_auth,
         "forward_headers": list(config.forward_headers),
+        "ordered": config.ordered,
+        "on_dead": config.on_dead,
     }
 
 
