@@ -193,6 +193,7 @@ def destination_form(**overrides: str) -> dict[str, str]:
         "timeout_seconds": "15",
         "max_attempts": "10",
         "concurrency": "20",
+        "on_dead": "skip",  # the select always posts its choice
         "enabled": "on",
         "new_signing_secret": "",
         **overrides,
