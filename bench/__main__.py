@@ -31,6 +31,7 @@ BENCHMARKS = (
     "api_lists",
     "api_stream",
     "console",
+    "prune",
     "gitlab_example",
     "flap_soak",
     "observability",

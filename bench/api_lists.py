@@ -98,9 +98,9 @@ def fill(path: Path, events: int) -> None:
             "INSERT INTO hookway_destination (name, url, signing_secret, timeout_seconds, "
             "max_attempts, concurrency, enabled, disabled_reason, paused, paused_reason, "
             "headers, bearer_token, basic_auth, forward_headers, managed, created_at, "
-            "updated_at, failures_in_a_row, handler, celery_task) "
+            "updated_at, failures_in_a_row, handler, celery_task, ordered, on_dead) "
             "VALUES (?, 'https://example.com/', '', 15, 10, 20, 1, '', 0, '', "
-            "'{}', '', '', '[]', 0, ?, ?, 0, '', '')",
+            "'{}', '', '', '[]', 0, ?, ?, 0, '', '', 0, 'skip')",
             [name, now, now],
         )
     source_ids = [r[0] for r in db.execute("SELECT id FROM hookway_source ORDER BY slug")]

@@ -271,6 +271,10 @@ def envhostport(env: Mapping[str, str], name: str) -> tuple[str, int] | None:
 FORWARDED_ALLOW_IPS = ("127.0.0.1", "::1")
 
 
+# Each pruning statement lists a batch's ids as parameters: SQLite takes 32766 at most.
+MAX_PRUNE_BATCH = 10_000
+
+
 def default_sqlite_url() -> str:
     return f"sqlite:///{BASE_DIR / 'var' / 'hookway.sqlite3'}"
 
@@ -323,6 +327,15 @@ class HookwaySettings:
     metrics_token: str = field(default="", repr=False)
     # A standalone dispatcher's own /metrics endpoint, (host, port); None: none.
     dispatcher_metrics_address: tuple[str, int] | None = None
+    # Retention (docs/delivery.md, "Retention"): events older than this many days are
+    # pruned with their deliveries and attempts; 0 keeps everything.
+    retention_days: int = 30
+    # Events with a dead delivery nobody replayed are kept this long (never less than
+    # retention_days); 0 keeps them until replayed.
+    dead_retention_days: int = 90
+    # Events per pruning transaction, and seconds between the dispatcher's pruning runs.
+    prune_batch: int = 500
+    prune_interval: float = 600.0
 
 
 def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> HookwaySettings:
@@ -409,11 +422,20 @@ def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> Ho
         ),
         metrics_token=envtoken(env, "HOOKWAY_METRICS_TOKEN"),
         dispatcher_metrics_address=envhostport(env, "HOOKWAY_DISPATCHER_METRICS_ADDRESS"),
+        retention_days=envint(env, "HOOKWAY_RETENTION_DAYS", 30, minimum=0),
+        dead_retention_days=envint(env, "HOOKWAY_DEAD_RETENTION_DAYS", 90, minimum=0),
+        prune_batch=envint(env, "HOOKWAY_PRUNE_BATCH", 500, minimum=1),
+        prune_interval=envfloat(env, "HOOKWAY_PRUNE_INTERVAL", 600.0, minimum=1.0),
         # "{pid}" in the name gives each worker process its own file.
         loop_lag_file=Path(env["HOOKWAY_LOOP_LAG_FILE"].replace("{pid}", str(os.getpid())))
         if env.get("HOOKWAY_LOOP_LAG_FILE")
         else None,
     )
+    if settings.prune_batch > MAX_PRUNE_BATCH:
+        raise ImproperlyConfigured(
+            f"HOOKWAY_PRUNE_BATCH={settings.prune_batch}: expected at most {MAX_PRUNE_BATCH} "
+            "(each batch is one short transaction; a large one holds up ingest's writes)"
+        )
     # Checked last, so a typo elsewhere is reported before the missing key.
     if standalone and not settings.secret_key.strip():
         if not (debug or demo):
@@ -460,6 +482,10 @@ APP_KEYS = (
     "METRICS_ALLOWLIST",
     "METRICS_TOKEN",
     "DISPATCHER_METRICS_ADDRESS",
+    "RETENTION_DAYS",
+    "DEAD_RETENTION_DAYS",
+    "PRUNE_BATCH",
+    "PRUNE_INTERVAL",
 )
 
 

@@ -47,6 +47,7 @@ from hookway.store import (
     gauges,
     records,
     replay,
+    retention,
 )
 from hookway.store.changelog import Notice as Notice
 from hookway.store.circuit import CircuitSnapshot as CircuitSnapshot
@@ -63,6 +64,9 @@ from hookway.store.replay import Created as Created
 from hookway.store.replay import ReplayResult as ReplayResult
 from hookway.store.replay import SkipKind as SkipKind
 from hookway.store.replay import Skipped as Skipped
+from hookway.store.retention import Batch as Batch
+from hookway.store.retention import Pruned as Pruned
+from hookway.store.retention import RetentionPolicy as RetentionPolicy
 
 # Re-exported above ("X as X"): what the replay and destination functions below answer,
 # for their callers (commands, the admin, the API), which import no store module.
@@ -320,6 +324,10 @@ adata_version = _db(deliveries.data_version)
 areplay_events = _db(replay.replay_events)
 areplay_deliveries = _db(replay.replay_deliveries)
 areplay_dead = _db(replay.replay_dead)
+
+# Retention (hookway.store.retention): one short transaction per batch, and the dry run.
+aprune_batch = _db(retention.prune_batch)
+acount_prunable = _db(retention.count)
 
 # A destination's operational state (hookway.store.destinations): each change returns a
 # Change; raises a destinations.DestinationError when it can't be made.

@@ -79,6 +79,13 @@ class DestinationKind(models.TextChoices):
     CELERY = "celery", "Celery task"
 
 
+class OnDead(models.TextChoices):
+    """What an ordered destination's lane does when a delivery in it dies."""
+
+    SKIP = "skip", "skip it: the next delivery goes"
+    BLOCK = "block", "block: later deliveries wait until it is replayed"
+
+
 class Destination(models.Model):
     name = models.SlugField(max_length=64, unique=True)
     # Exactly one of url, handler and celery_task is set (a constraint says so).
@@ -125,6 +132,20 @@ class Destination(models.Model):
         default=list,
         blank=True,
         help_text="Glob patterns of the sender's stored headers to pass on (e.g. X-Gitlab-*).",
+    )
+    # Ordered delivery (hookway.store.deliveries, docs/delivery.md "Ordered delivery"):
+    # one delivery in flight at a time, in the order the events were received.
+    ordered = models.BooleanField(
+        default=False,
+        help_text="Deliver one at a time, in the order events were received (a retry holds "
+        "back later deliveries).",
+    )
+    on_dead = models.CharField(
+        max_length=8,
+        choices=OnDead.choices,
+        default=OnDead.SKIP,
+        help_text="Ordered only: when a delivery dies, skip it or block the later ones "
+        "until it is replayed.",
     )
     managed = models.BooleanField(default=False, help_text="Managed by the HOOKWAY_CONFIG file.")
     # Health, kept by hookway.store.deliveries.record_attempts as attempts are recorded

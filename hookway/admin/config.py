@@ -192,6 +192,8 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
             "timeout_seconds",
             "max_attempts",
             "concurrency",
+            "ordered",
+            "on_dead",
             "enabled",
             "disabled_reason",
             "headers",
@@ -380,11 +382,12 @@ class DestinationAdmin(ManagedByFileAdmin[Destination], ButtonsAdmin[Destination
         "rate_limit",
         "max_attempts",
         "concurrency",
+        "ordered",
         "signing_secret_summary",
         "auth_summary",
         "managed",
     ]
-    list_filter = ["enabled", "paused", "circuit_state", "managed"]
+    list_filter = ["enabled", "paused", "circuit_state", "ordered", "managed"]
     search_fields = ["name", "url", "handler", "celery_task"]
     actions = ["pause_destinations", "resume_destinations", "enable_destinations"]
     button_actions = ("pause", "resume", "enable")

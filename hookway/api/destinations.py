@@ -58,6 +58,8 @@ class DestinationOut(Schema):
         "or the env:NAME it is read from), never the value."
     )
     forward_headers: list[str]
+    ordered: bool = Field(description="One delivery at a time, in received order.")
+    on_dead: str = Field(description='Ordered only: "skip" or "block" on a dead delivery.')
     managed: bool = Field(description="Managed by the config file: read-only here.")
     signing_secret_set: bool
     signing_secret_fingerprint: str | None
@@ -105,6 +107,8 @@ class DestinationIn(Schema):
     disable_after: float | str = Field(
         432000.0, description='Seconds, or "90m", "12h", "5d"; 0: never.'
     )
+    ordered: bool = False
+    on_dead: str = Field("skip", description='"skip" or "block" (docs/delivery.md).')
 
 
 class DestinationPatch(Schema):
@@ -121,6 +125,8 @@ class DestinationPatch(Schema):
     circuit_failures: int | None = None
     circuit_cooldown_seconds: float | None = None
     disable_after: float | str | None = Field(None, description='Seconds, or "12h", "5d".')
+    ordered: bool | None = None
+    on_dead: str | None = None
 
 
 class PauseIn(Schema):
@@ -168,6 +174,8 @@ def destination_out(row: Destination) -> dict[str, Any]:
         "forward_headers": [str(p) for p in row.forward_headers]
         if isinstance(row.forward_headers, list)
         else [],
+        "ordered": row.ordered,
+        "on_dead": row.on_dead,
         "managed": row.managed,
         "signing_secret_set": bool(row.signing_secret),
         "signing_secret_fingerprint": secret_fingerprint(row.signing_secret),
@@ -222,6 +230,8 @@ def _table(row: Destination) -> dict[str, Any]:
         "circuit_failures": row.circuit_failures,
         "circuit_cooldown_seconds": row.circuit_cooldown_seconds,
         "disable_after": row.disable_after_seconds,
+        "ordered": row.ordered,
+        "on_dead": row.on_dead,
     }
 
 

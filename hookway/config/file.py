@@ -88,6 +88,9 @@ class DestinationConfig:
     circuit_failures: int = DEFAULT_CIRCUIT_FAILURES
     circuit_cooldown_seconds: float = DEFAULT_CIRCUIT_COOLDOWN
     disable_after_seconds: float = DEFAULT_DISABLE_AFTER
+    # Ordered delivery (docs/delivery.md, "Ordered delivery"); on_dead: "skip" or "block".
+    ordered: bool = False
+    on_dead: str = "skip"
 
 
 @dataclass(frozen=True)
@@ -359,6 +362,8 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
             "circuit_failures",
             "circuit_cooldown_seconds",
             "disable_after",
+            "ordered",
+            "on_dead",
         },
     )
     name = t.text("name", required=True)
@@ -435,6 +440,8 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
             maximum=MAX_CIRCUIT_COOLDOWN,
         ),
         disable_after_seconds=_disable_after(t),
+        ordered=t.flag("ordered", False),
+        on_dead=_on_dead(t),
     )
 
 
@@ -455,6 +462,19 @@ def _disable_after(t: _Table) -> float:
         return parse_duration(t.data["disable_after"])
     except ValueError as exc:
         raise ConfigError(f"{t.where}.disable_after: {exc} (0: never)") from None
+
+
+ON_DEAD = ("skip", "block")
+
+
+def _on_dead(t: _Table) -> str:
+    value = t.text("on_dead", "skip")
+    if value not in ON_DEAD:
+        raise ConfigError(
+            f'{t.where}.on_dead: expected "skip" (a dead delivery lets the next one go) or '
+            f'"block" (later deliveries wait until it is replayed), got {value!r}'
+        )
+    return value
 
 
 # What only an HTTP request has: a handler or a Celery task gets the event itself.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -42,7 +43,7 @@ import httpx
 from django.db import DatabaseError
 
 from hookway import conf, gate, wakeup
-from hookway.dispatch import retry
+from hookway.dispatch import retention, retry
 from hookway.loopmonitor import WATCH_INTERVAL, LoopLagMonitor
 from hookway.metrics import registry as metrics
 from hookway.outbound import (
@@ -111,6 +112,12 @@ class DispatcherConfig:
     celery_app: str | None = None
     # Where destination state changes are emailed (HOOKWAY_NOTIFY_EMAIL); () for nowhere.
     notify_email: Sequence[str] = ()
+    # Retention (hookway.dispatch.retention): 0 days prunes nothing. Off unless
+    # configured, so a dispatcher built in code never deletes what it wasn't told to.
+    retention_days: int = 0
+    dead_retention_days: int = 90
+    prune_batch: int = 500
+    prune_interval: float = 600.0
 
     @classmethod
     def from_settings(cls, **overrides: object) -> DispatcherConfig:
@@ -124,6 +131,10 @@ class DispatcherConfig:
             loop_lag_warn_ms=s.loop_lag_warn_ms,
             celery_app=s.celery_app,
             notify_email=tuple(s.notify_email),
+            retention_days=s.retention_days,
+            dead_retention_days=s.dead_retention_days,
+            prune_batch=s.prune_batch,
+            prune_interval=s.prune_interval,
         )
         for key, value in overrides.items():
             if value is not None:
@@ -233,6 +244,8 @@ class Dispatcher:
             "record": self._record_loop,
             "renew": self._renew_loop,
         }
+        if self.config.retention_days > 0:
+            supervised["prune"] = self._prune_loop
         if self.config.loop_lag_warn_ms > 0:
             supervised["looplag"] = self._loop_lag_loop
         if self.config.notify_email:
@@ -654,6 +667,31 @@ class Dispatcher:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.config.poll_interval)
+
+    # -- retention --------------------------------------------------------------------
+
+    async def _prune_loop(self) -> None:
+        """Prune what the retention settings let go, at start and every
+        ``prune_interval`` seconds. Safe with several dispatchers: on PostgreSQL each
+        batch skips events another is pruning; on SQLite the write lock takes turns."""
+        policy = gate.RetentionPolicy(self.config.retention_days, self.config.dead_retention_days)
+        while not self._stopping.is_set():
+            pruned = await self._retrying(
+                "pruning old events",
+                functools.partial(retention.prune, stop=self._stopping),
+                policy,
+                self.config.prune_batch,
+                give_up=self._stopping,
+            )
+            if pruned is not None and pruned.events:
+                logger.info(
+                    "dispatcher %s pruned %s older than %d days",
+                    self.worker_id,
+                    retention.describe(pruned),
+                    policy.days,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.config.prune_interval)
 
     # -- loop lag -----------------------------------------------------------------------
 

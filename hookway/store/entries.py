@@ -73,6 +73,8 @@ def destination_fields(config: DestinationConfig) -> dict[str, object]:
         "circuit_failures": config.circuit_failures,
         "circuit_cooldown_seconds": config.circuit_cooldown_seconds,
         "disable_after_seconds": config.disable_after_seconds,
+        "ordered": config.ordered,
+        "on_dead": config.on_dead,
     }
 
 

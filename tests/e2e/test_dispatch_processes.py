@@ -231,3 +231,42 @@ def test_a_standalone_dispatcher_wakes_at_once_on_work_from_another_process(
     wait_for(lambda: len(target.received()) == 1, 10, "the delivery")
     latency = target.received()[0].at - sent
     assert latency < 5, f"took {latency:.2f}s: the 30 s poll, not NOTIFY, picked it up"
+
+
+def first_arrivals(receiver: Receiver) -> list[int]:
+    """Each event's number in the order it first reached the receiver (a send repeated
+    after a kill -9 is the same delivery again, not a later one)."""
+    seen: list[int] = []
+    for request in receiver.received():
+        n = int(request.body.decode().split(":")[1].strip(" }"))
+        if n not in seen:
+            seen.append(n)
+    return seen
+
+
+def test_ordered_delivery_keeps_received_order_across_a_kill_9(receiver, dispatchers):
+    slow = receiver(lambda request, n: Reply(delay=0.2))
+    make_events(slow, 12, ordered=True, timeout_seconds=2, concurrency=50)
+
+    first = dispatchers(env={"HOOKWAY_LEASE_SECONDS": "1"})
+    wait_for(lambda: len(slow.received()) >= 4, 60, "the first dispatcher to be mid-lane")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert Delivery.objects.filter(state=DeliveryState.PENDING).count() > 0
+
+    second = dispatchers("--until-empty", env={"HOOKWAY_LEASE_SECONDS": "1"})
+    assert second.wait(timeout=120) == 0, log_of(second)
+
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.SUCCEEDED}
+    assert first_arrivals(slow) == list(range(12))
+    # One at a time, across both dispatchers: the killed one's delivery in flight was
+    # sent again only after its lease expired, and nothing overtook it meanwhile.
+    assert slow.max_in_flight == 1
+    repeated = [
+        n
+        for n, count in collections.Counter(
+            int(r.body.decode().split(":")[1].strip(" }")) for r in slow.received()
+        ).items()
+        if count > 1
+    ]
+    assert len(repeated) <= 1

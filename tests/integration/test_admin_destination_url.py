@@ -30,6 +30,7 @@ def form(url: str) -> dict[str, str]:
         "circuit_failures": "5",
         "circuit_cooldown_seconds": "30",
         "disable_after_seconds": "432000",
+        "on_dead": "skip",  # the select always posts its choice
         "enabled": "on",
     }
 
@@ -82,3 +83,15 @@ def test_the_admin_refuses_a_destination_with_no_kind_several_or_a_missing_handl
     assert response.status_code == 200
     assert problem in response.content.decode()
     assert not Destination.objects.filter(name="ci").exists()
+
+
+def test_the_admin_makes_a_destination_ordered_with_a_dead_policy(admin_client):
+    data = {**form("https://ci.example.com/hooks"), "ordered": "on", "on_dead": "block"}
+    response = admin_client.post(ADD, data)
+
+    assert response.status_code == 302, response.content[:2000]
+    destination = Destination.objects.get(name="ci")
+    assert (destination.ordered, destination.on_dead) == (True, "block")
+    refused = admin_client.post(ADD, {**data, "name": "ci2", "on_dead": "later"})
+    assert refused.status_code == 200
+    assert not Destination.objects.filter(name="ci2").exists()

@@ -153,6 +153,7 @@ async def test_a_destination_is_made_paused_resumed_disabled_enabled_and_removed
         ),
         ({"url": "https://ci.example.com/", "headers": {"webhook-id": "x"}}, "webhook-id"),
         ({"url": "https://ci.example.com/", "headers": {"X-Api-Key": "literal"}}, "env:"),
+        ({"url": "https://ci.example.com/", "on_dead": "stop"}, "destination.on_dead"),
     ],
 )
 async def test_a_destination_the_config_file_would_refuse_is_a_422(
@@ -165,6 +166,29 @@ async def test_a_destination_the_config_file_would_refuse_is_a_422(
     assert response.status_code == 422, response.text
     assert says in response.json()["detail"]
     assert not await Destination.objects.aexists()
+
+
+async def test_a_destination_is_made_ordered_and_its_dead_policy_changed(
+    client: httpx.AsyncClient,
+) -> None:
+    h = await key("write")
+    made = await client.post(
+        "/api/v1/destinations",
+        json={"name": "ledger", "url": "https://l.example.com/in", "ordered": True},
+        headers=h,
+    )
+    changed = await client.patch(
+        "/api/v1/destinations/ledger", json={"on_dead": "block"}, headers=h
+    )
+    refused = await client.patch("/api/v1/destinations/ledger", json={"on_dead": "x"}, headers=h)
+
+    assert made.status_code == 201, made.text
+    assert (made.json()["ordered"], made.json()["on_dead"]) == (True, "skip")
+    assert (changed.json()["ordered"], changed.json()["on_dead"]) == (True, "block")
+    assert refused.status_code == 422
+    assert "on_dead" in refused.json()["detail"]
+    row = await Destination.objects.aget(name="ledger")
+    assert (row.ordered, row.on_dead) == (True, "block")
 
 
 async def test_routes_are_made_changed_disabled_and_removed(client: httpx.AsyncClient) -> None:

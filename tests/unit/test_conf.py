@@ -13,6 +13,7 @@ def test_defaults_use_sqlite_under_var_and_embedded_dispatcher():
     assert settings.embedded_dispatcher is True
     assert settings.allow_private_destinations is False
     assert settings.retry_schedule == conf.DEFAULT_RETRY_SCHEDULE
+    assert (settings.retention_days, settings.dead_retention_days) == (30, 90)
 
 
 @pytest.mark.parametrize(
@@ -23,6 +24,12 @@ def test_defaults_use_sqlite_under_var_and_embedded_dispatcher():
         ({"HOOKWAY_CONFIG": "/no/such/file.toml"}, "HOOKWAY_CONFIG"),
         ({"HOOKWAY_EMBEDDED_DISPATCHER": "sometimes"}, "HOOKWAY_EMBEDDED_DISPATCHER"),
         ({"HOOKWAY_RETRY_SCHEDULE": "0,five"}, "HOOKWAY_RETRY_SCHEDULE"),
+        ({"HOOKWAY_RETENTION_DAYS": "-1"}, "HOOKWAY_RETENTION_DAYS"),
+        ({"HOOKWAY_RETENTION_DAYS": "30d"}, "HOOKWAY_RETENTION_DAYS"),
+        ({"HOOKWAY_DEAD_RETENTION_DAYS": "x"}, "HOOKWAY_DEAD_RETENTION_DAYS"),
+        ({"HOOKWAY_PRUNE_BATCH": "0"}, "HOOKWAY_PRUNE_BATCH"),
+        ({"HOOKWAY_PRUNE_BATCH": "10001"}, "HOOKWAY_PRUNE_BATCH"),
+        ({"HOOKWAY_PRUNE_INTERVAL": "0"}, "HOOKWAY_PRUNE_INTERVAL"),
         ({"HOOKWAY_RETRY_SCHEDULE": "0,-1"}, "HOOKWAY_RETRY_SCHEDULE"),
         ({"HOOKWAY_DB_TIMEOUT": "soon"}, "HOOKWAY_DB_TIMEOUT"),
         ({"HOOKWAY_DISPATCHER_CONCURRENCY": "0"}, "HOOKWAY_DISPATCHER_CONCURRENCY"),

@@ -1,0 +1,159 @@
+"""Pruning a million events while ingest runs: ingest's p99 latency during pruning
+against its p99 idle (goal: at most 2x).
+
+The database is api_lists' (bench/api_lists.py): ``n`` events received between January
+and April 2026 with their deliveries (1 to 3 each; 2 % of deliveries pending, 3 % dead)
+and attempts, copied fresh for each run. One uvicorn process serves ingest (embedded
+dispatcher off: nothing is sent) on SQLite with WAL and ``synchronous=FULL``; wrk posts
+a 1 KB JSON body to ``/hooks/github`` over CONNECTIONS connections.
+
+1. Idle: wrk for CHUNK seconds, ROUNDS times; the p99 is the median of the rounds'.
+2. Pruning: ``manage.py prune --days 30 --dead-days 30`` (every event is months old;
+   those with a pending delivery are kept), while wrk runs CHUNK-second rounds back to
+   back until the prune has finished; the p99 is the median of those rounds', and the
+   worst round is shown too.
+
+``BENCH_PRUNE_EVENTS`` sets the number of events (default 1,000,000; the quick run
+20,000), e.g. ``BENCH_PRUNE_EVENTS=100000 python -m bench --only prune``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import api_lists, common
+
+CONNECTIONS = 16
+THREADS = 2
+CHUNK = 10.0
+ROUNDS = 3
+BODY = json.dumps({"event_name": "push", "pad": "x" * 1000}).encode()
+HEADERS = {"Content-Type": "application/json"}
+
+
+def _count(db: Path) -> dict[str, int]:
+    con = sqlite3.connect(db)
+    try:
+        return {
+            table: int(con.execute(f"SELECT count(*) FROM hookway_{table}").fetchone()[0])
+            for table in ("event", "delivery", "attempt")
+        }
+    finally:
+        con.close()
+
+
+def _wrk(url: str, work: Path) -> common.WrkResult:
+    return common.run_wrk(
+        url,
+        duration=CHUNK,
+        connections=CONNECTIONS,
+        threads=THREADS,
+        body=BODY,
+        headers=HEADERS,
+        logdir=work,
+    )
+
+
+def run(quick: bool) -> common.Result:
+    events = int(os.environ.get("BENCH_PRUNE_EVENTS", "20000" if quick else "1000000"))
+    if quick:
+        # A smoke run never touches the cached full-size database.
+        api_lists.CACHE = common.ROOT / "var" / "bench-smoke" / "api"
+    cached, filled_in = api_lists.database(events)
+    work = common.tempdir("prune")
+    db = work / "db.sqlite3"
+    shutil.copy(cached, db)
+    before = _count(db)
+    env = {
+        "DATABASE_URL": f"sqlite:///{db}",
+        "HOOKWAY_DEMO": "true",
+        "HOOKWAY_EMBEDDED_DISPATCHER": "false",
+        "HOOKWAY_CONFIG": "",
+        "HOOKWAY_RETENTION_DAYS": "30",
+        "HOOKWAY_DEAD_RETENTION_DAYS": "30",
+    }
+    port = common.free_port()
+    url = f"http://{common.HOST}:{port}/hooks/github"
+    idle: list[common.WrkResult] = []
+    during: list[common.WrkResult] = []
+    cmd = common.hookway_uvicorn(port, "--log-level", "warning")
+    with common.Server("hookway-ingest", cmd, env=env, logdir=work) as server:
+        server.wait_http(f"http://{common.HOST}:{port}/healthz")
+        common.run_wrk(url, duration=2, connections=CONNECTIONS, body=BODY, headers=HEADERS)
+        for _ in range(1 if quick else ROUNDS):
+            idle.append(_wrk(url, work))
+            print(f"   idle: p99 {idle[-1].p99_ms:.1f} ms, {idle[-1].rps:.0f} req/s", flush=True)
+        log = (work / "prune.log").open("w")
+        started = time.monotonic()
+        prune = subprocess.Popen(
+            [common.PYTHON, "manage.py", "prune"],
+            cwd=common.ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            while prune.poll() is None:
+                during.append(_wrk(url, work))
+                print(
+                    f"   pruning: p99 {during[-1].p99_ms:.1f} ms, {during[-1].rps:.0f} req/s",
+                    flush=True,
+                )
+            prune_seconds = time.monotonic() - started
+        finally:
+            if prune.poll() is None:
+                prune.kill()
+            prune.wait()
+            log.close()
+        server.stop()
+    output = (work / "prune.log").read_text().strip()
+    if prune.returncode != 0:
+        raise RuntimeError(f"manage.py prune failed ({prune.returncode}):\n{output}")
+    after = _count(db)
+    idle_p99 = common.median(r.p99_ms for r in idle)
+    during_p99 = common.median(r.p99_ms for r in during)
+    worst = max(r.p99_ms for r in during)
+    rows: list[list[Any]] = [
+        ["idle", len(idle), common.median(r.rps for r in idle), idle_p99, idle_p99,
+         sum(r.non_2xx + r.socket_errors for r in idle)],
+        ["pruning", len(during), common.median(r.rps for r in during), during_p99, worst,
+         sum(r.non_2xx + r.socket_errors for r in during)],
+    ]  # fmt: skip
+    return common.Result(
+        title=f"Pruning {events:,} events while ingest runs (SQLite)",
+        columns=[
+            "phase",
+            "wrk rounds",
+            "req/s (median)",
+            "p99 ms (median)",
+            "p99 ms (worst)",
+            "errors",
+        ],
+        rows=rows,
+        notes=[
+            f"`manage.py prune` said: {output.splitlines()[-1] if output else '(nothing)'}",
+            f"The prune took {prune_seconds:.0f} s. Before: {before['event']:,} events, "
+            f"{before['delivery']:,} deliveries, {before['attempt']:,} attempts; after: "
+            f"{after['event']:,} events (those with a pending delivery, and the ones "
+            f"ingested during the run), {after['delivery']:,} deliveries, "
+            f"{after['attempt']:,} attempts.",
+            f"wrk: {CONNECTIONS} connections, {THREADS} threads, {CHUNK:.0f}-second rounds, "
+            f"{len(BODY)}-byte body; one uvicorn process, dispatcher off.",
+            f"Database filled in {filled_in:.0f} s (0: from the cache).",
+        ],
+        targets=[
+            common.Target(
+                goal="ingest p99 while pruning <= 2x idle",
+                measured=f"{during_p99:.1f} ms vs {idle_p99:.1f} ms idle "
+                f"({common.ratio(during_p99, idle_p99)}; worst round {worst:.1f} ms)",
+                met=during_p99 <= 2 * idle_p99,
+            )
+        ],
+    )
