@@ -98,9 +98,12 @@ def fill(path: Path, events: int) -> None:
             "INSERT INTO hookway_destination (name, url, signing_secret, timeout_seconds, "
             "max_attempts, concurrency, enabled, disabled_reason, paused, paused_reason, "
             "headers, bearer_token, basic_auth, forward_headers, managed, created_at, "
-            "updated_at, failures_in_a_row, handler, celery_task, ordered, on_dead) "
+            "updated_at, failures_in_a_row, handler, celery_task, ordered, on_dead, "
+            "rate_limit, circuit_failures, circuit_cooldown_seconds, circuit_cooldown, "
+            "circuit_state, circuit_probe, disable_after_seconds, notifications) "
             "VALUES (?, 'https://example.com/', '', 15, 10, 20, 1, '', 0, '', "
-            "'{}', '', '', '[]', 0, ?, ?, 0, '', '', 0, 'skip')",
+            "'{}', '', '', '[]', 0, ?, ?, 0, '', '', 0, 'skip', "
+            "'', 5, 30, 0, 'closed', '', 432000, 0)",
             [name, now, now],
         )
     source_ids = [r[0] for r in db.execute("SELECT id FROM hookway_source ORDER BY slug")]
