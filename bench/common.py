@@ -107,6 +107,13 @@ def machine_info() -> dict[str, str]:
     }
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` prints them: on a shared
+    machine they say how much else was running while a figure was measured."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
 def _wrk_version() -> str:
     try:
         out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=5)
@@ -541,6 +548,8 @@ class Result:
     figsize: tuple[float, float] | None = None  # inches; default fits the charts
     quick: bool = False
     seconds: float = 0.0  # wall time of run(), filled in by bench/__main__.py
+    # Load averages before and after run(), filled in by bench/__main__.py.
+    load: tuple[str, str] = ("", "")
 
 
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -580,6 +589,11 @@ def render_markdown(name: str, result: Result) -> str:
         lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
     lines += ["## Machine and versions", ""]
     lines += [f"- {k}: {v}" for k, v in machine_info().items()]
+    if result.load[0]:
+        lines.append(
+            f"- load average (1, 5, 15 min): {result.load[0]} before the run, "
+            f"{result.load[1]} after"
+        )
     lines.append("- " + ", ".join(f"{k} {v}" for k, v in versions().items()))
     lines += [
         "",
@@ -658,6 +672,7 @@ def write_result(name: str, result: Result) -> tuple[Path, Path | None]:
                 "quick": result.quick,
                 "command": COMMAND,
                 "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "load_average": {"before": result.load[0], "after": result.load[1]},
                 "targets": [vars(t) for t in result.targets],
                 "columns": result.columns,
                 "rows": [[fmt(v) for v in row] for row in result.rows],
