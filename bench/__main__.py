@@ -22,6 +22,8 @@ from bench import common
 # In the order they run; modules not present (yet) are skipped.
 BENCHMARKS = (
     "ingest",
+    "loop_lag",
+    "pg_scaleout",
     "sender_timeout",
     "delivery",
     "fanout",

@@ -427,16 +427,18 @@ def run_wrk(
     headers: dict[str, str] | None = None,
     timeout_s: float = 5.0,
     logdir: Path | None = None,
+    lua_prelude: str = "",
 ) -> WrkResult:
     """Run wrk against url for ``duration`` seconds and return its numbers.
 
     The request is fixed (same body and headers every time). ``timeout_s`` is wrk's
     per-request timeout: slower answers count as timeouts, not latency samples.
+    ``lua_prelude`` is more Lua for the script (e.g. a ``delay`` hook pacing requests).
     """
     header_lines = "\n".join(
         f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()
     )
-    script = _WRK_LUA.format(
+    script = lua_prelude + _WRK_LUA.format(
         method=_lua_string(method), body=_lua_string(body), headers=header_lines
     )
     folder = logdir or tempdir("wrk")

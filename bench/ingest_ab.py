@@ -97,9 +97,38 @@ def prepare(rev: str, work: Path, name: str) -> Side:
     return Side(rev, label, tree, template, env)
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+@dataclass
+class Measured:
+    wrk: common.WrkResult
+    cpu_us_per_request: float  # the server's CPU time over the requests answered
+
+    @property
+    def rps(self) -> float:
+        return self.wrk.rps
+
+
 def measure(
     side: Side, work: Path, processes: int, warmup: float, duration: float, run_no: int
-) -> common.WrkResult:
+) -> Measured:
     db = work / f"run-{run_no}.sqlite3"
     shutil.copy(side.template_db, db)
     port = common.free_port()
@@ -110,12 +139,14 @@ def measure(
     with server:
         server.wait_http(url, timeout=60)
         common.run_wrk(url, duration=warmup, body=ingest.BODY, headers=ingest.HEADERS, logdir=work)
+        cpu_before = tree_cpu_seconds(server.pid)
         result = common.run_wrk(
             url, duration=duration, body=ingest.BODY, headers=ingest.HEADERS, logdir=work
         )
+        cpu = tree_cpu_seconds(server.pid) - cpu_before
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    return result
+    return Measured(result, 1e6 * cpu / max(1, result.requests))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         a = prepare(args.rev_a, work, "a")
         b = prepare(args.rev_b, work, "b")
-        runs: dict[str, list[common.WrkResult]] = {"A": [], "B": []}
+        runs: dict[str, list[Measured]] = {"A": [], "B": []}
         order = "ABBA" * args.pairs
         for i, key in enumerate(order):
             side = a if key == "A" else b
@@ -145,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             runs[key].append(r)
             print(
                 f"   {key} {side.rev[:12]:12} run {i + 1:2}/{len(order)}: {r.rps:7.0f} req/s"
-                f"  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  non-2xx {r.non_2xx}"
+                f"  {r.cpu_us_per_request:5.0f} CPU us/req  p50 {r.wrk.p50_ms:6.1f} ms"
+                f"  p99 {r.wrk.p99_ms:6.1f} ms  non-2xx {r.wrk.non_2xx}"
                 f"  load {common.load_average()}",
                 flush=True,
             )
@@ -153,9 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     # Pairs: each A with the B next to it in ABBA order (runs 0-1, 2-3 of each block).
     ratios = []
+    cpu_ratios = []
     seq_a, seq_b = iter(runs["A"]), iter(runs["B"])
     for _ in range(len(order) // 2):
-        ratios.append(next(seq_b).rps / next(seq_a).rps)
+        ra, rb = next(seq_a), next(seq_b)
+        ratios.append(rb.rps / ra.rps)
+        cpu_ratios.append(rb.cpu_us_per_request / ra.cpu_us_per_request)
     med = common.median
     rows = [
         [
@@ -163,20 +198,37 @@ def main(argv: list[str] | None = None) -> int:
             side.label,
             med(r.rps for r in runs[key]),
             " / ".join(f"{r.rps:,.0f}" for r in runs[key]),
-            med(r.p99_ms for r in runs[key]),
-            sum(r.non_2xx + r.socket_errors for r in runs[key]),
+            med(r.cpu_us_per_request for r in runs[key]),
+            " / ".join(f"{r.cpu_us_per_request:,.0f}" for r in runs[key]),
+            med(r.wrk.p99_ms for r in runs[key]),
+            sum(r.wrk.non_2xx + r.wrk.socket_errors for r in runs[key]),
         ]
         for key, side in (("A", a), ("B", b))
     ]
     change = med(ratios)
+    cpu_change = med(cpu_ratios)
     result = common.Result(
         title=f"Ingest A/B: {args.rev_a} vs {args.rev_b}, {args.processes} process(es)",
-        columns=["side", "revision", "req/s (median)", "req/s per run", "p99 ms", "errors"],
+        columns=[
+            "side",
+            "revision",
+            "req/s (median)",
+            "req/s per run",
+            "server CPU µs per request (median)",
+            "CPU µs per run",
+            "p99 ms",
+            "errors",
+        ],
         rows=rows,
         notes=[
             f"B/A per pair (ABBA order): {', '.join(f'{x:.3f}' for x in ratios)}; median "
             f"{change:.3f} ({100 * (change - 1):+.1f} %), min {min(ratios):.3f}, "
             f"max {max(ratios):.3f}.",
+            f"Server CPU per request, B/A per pair: {', '.join(f'{x:.3f}' for x in cpu_ratios)};"
+            f" median {cpu_change:.3f} ({100 * (cpu_change - 1):+.1f} %). CPU time per "
+            "request moves much less than req/s with the machine's other load (a process "
+            "waiting for a core spends no CPU), so on a shared machine it is the steadier "
+            "figure; req/s is what a sender sees.",
             f"Each run: a fresh copy of the revision's migrated SQLite database, uvicorn "
             f"--workers {args.processes}, embedded dispatcher off, {args.warmup:.0f} s "
             f"warm-up then {args.duration:.0f} s of wrk (64 connections, 2 threads, the "

@@ -1,0 +1,301 @@
+"""Scale-out on PostgreSQL: 2 web processes and 1, 2 or 3 standalone dispatchers.
+
+The deployment docs/operations.md describes ("Several web workers and standalone
+dispatchers"): the web tier (``uvicorn --workers 2``, embedded dispatcher off) takes
+webhooks, separate ``manage.py dispatch`` processes deliver them, all on one PostgreSQL
+database, every webhook routed to the benchmark receiver answering after 100 ms.
+
+For each dispatcher count, on a fresh database:
+
+1. ingest while delivering: wrk (64 connections, closed loop) on ``POST /hooks/bench``
+   for a fixed time with the dispatchers running: the ingest rate, and the deliveries/s
+   the receiver saw meanwhile;
+2. drain: wrk stops, the dispatchers deliver the backlog left; deliveries/s from the
+   first to the last of those (the dispatchers alone, the web tier idle).
+
+Scaling per added process is each rate over the rate with one dispatcher fewer. All of
+it shares this machine's cores (the web tier, the dispatchers, PostgreSQL, wrk and the
+receiver), so a dispatcher added beyond the cores competes for CPU rather than adding
+it: read the figures as what one machine does, not as a cluster's.
+
+``BENCH_PG_DB`` names the database (dropped and created for every count; default
+``hookway_bench_scaleout``) on the server at 127.0.0.1:5432 (user postgres).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import common, deliverykit, ingest
+
+PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+WEB_PROCESSES = 2
+DISPATCHER_COUNTS = (1, 2, 3)
+RECEIVER_DELAY_MS = 100
+# Per dispatcher process: the dispatcher's own cap and the destination's are the same, so
+# each process may have this many deliveries in flight (2,000/s at 100 ms, far above what
+# a process's CPU gives: the CPU is what is measured).
+CONCURRENCY = 200
+CONNECTIONS = 64
+
+
+def _db_name() -> str:
+    return os.environ.get("BENCH_PG_DB", "hookway_bench_scaleout")
+
+
+def fresh_database() -> str:
+    """Drop and create the bench database; its URL. Raises if PostgreSQL is unreachable."""
+    import psycopg
+
+    name = _db_name()
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL}: the scale-out benchmark needs it"
+        ) from exc
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return f"postgres://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database() -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{_db_name()}" WITH (FORCE)')
+
+
+def config(receiver_url: str) -> str:
+    return f"""
+[[sources]]
+slug = "bench"
+verify = "hmac-sha256"
+secret = "{ingest.SECRET}"
+
+[[destinations]]
+name = "receiver"
+url = "{receiver_url}"
+concurrency = {CONCURRENCY}
+
+[[routes]]
+source = "bench"
+destination = "receiver"
+"""
+
+
+@dataclass
+class Step:
+    dispatchers: int
+    wrk: common.WrkResult
+    delivered_during: int  # receiver arrivals while wrk ran
+    drained: int  # arrivals after wrk stopped
+    drain_seconds: float
+    complete: bool  # every acked webhook arrived
+    duplicates: int
+    load: str
+
+    @property
+    def ingest_rps(self) -> float:
+        return self.wrk.rps
+
+    @property
+    def during_per_s(self) -> float:
+        return self.delivered_during / self.wrk.duration_s
+
+    @property
+    def drain_per_s(self) -> float:
+        return self.drained / self.drain_seconds if self.drain_seconds > 0 else float("nan")
+
+
+def step(
+    work: Path,
+    rx: deliverykit.Receiver,
+    dispatchers: int,
+    warmup: float,
+    duration: float,
+    drain_limit: float,
+) -> Step:
+    url = fresh_database()
+    folder = work / f"d{dispatchers}"
+    folder.mkdir()
+    cfg = folder / "hookway.toml"
+    cfg.write_text(config(rx.url(RECEIVER_DELAY_MS)))
+    env = {
+        "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
+        "DATABASE_URL": url,
+        "HOOKWAY_CONFIG": str(cfg),
+        "HOOKWAY_EMBEDDED_DISPATCHER": "false",
+        "HOOKWAY_ALLOW_PRIVATE_DESTINATIONS": "true",
+        "HOOKWAY_DISPATCHER_CONCURRENCY": str(CONCURRENCY),
+        # INFO: a dispatcher is ready once it logs "running" (a delivery logs nothing).
+        "HOOKWAY_LOG_LEVEL": "INFO",
+    }
+    common.run_checked([common.PYTHON, "manage.py", "migrate", "--no-input", "-v0"], env=env)
+    port = common.free_port()
+    hooks = f"http://{common.HOST}:{port}/hooks/bench"
+    web = common.Server(
+        "web",
+        common.hookway_uvicorn(port, "--workers", str(WEB_PROCESSES), "--log-level", "warning"),
+        env={**env, "HOOKWAY_LOG_LEVEL": "WARNING"},
+        logdir=folder,
+    )
+    workers = [
+        common.Server(
+            f"dispatch-{i}", [common.PYTHON, "manage.py", "dispatch"], env=env, logdir=folder
+        )
+        for i in range(1, dispatchers + 1)
+    ]
+    try:
+        web.start()
+        web.wait_http(f"http://{common.HOST}:{port}/healthz", timeout=60)
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.wait_log("running (concurrency", timeout=60)
+
+        def wrk(seconds: float) -> common.WrkResult:
+            return common.run_wrk(
+                hooks,
+                duration=seconds,
+                connections=CONNECTIONS,
+                body=ingest.BODY,
+                headers=ingest.HEADERS,
+                logdir=folder,
+            )
+
+        wrk(warmup)
+        rx.wait_for(10**9, drain_limit, stall=3.0)  # the warm-up's backlog, delivered
+        rx.reset()
+        result = wrk(duration)
+        # The receiver stamps arrivals with time.time() on this machine: the same clock.
+        wrk_end = time.time()
+        during = rx.stats()["count"]
+        # Every 2xx is stored; in-flight requests wrk abandoned may add a few more.
+        stats = rx.wait_for(result.ok, drain_limit, stall=10.0)
+        drained = stats["count"] - during
+        drain_seconds = max(0.0, float(stats["last"] or wrk_end) - wrk_end)
+    finally:
+        for w in workers:
+            w.stop(timeout=30)
+        web.stop()
+    print(
+        f"   {dispatchers} dispatcher(s): ingest {result.rps:7.0f} req/s (p99 {result.p99_ms:.1f}"
+        f" ms), delivered {during / result.duration_s:6.0f}/s meanwhile, drain "
+        f"{drained / drain_seconds if drain_seconds else float('nan'):6.0f}/s "
+        f"({drained} in {drain_seconds:.1f} s), load {common.load_average()}",
+        flush=True,
+    )
+    return Step(
+        dispatchers,
+        result,
+        during,
+        drained,
+        drain_seconds,
+        stats["count"] >= result.ok,
+        stats["duplicates"],
+        common.load_average(),
+    )
+
+
+def run(quick: bool) -> common.Result:
+    counts, warmup, duration, drain_limit = (
+        ((1,), 1, 2, 60) if quick else (DISPATCHER_COUNTS, 2, 15, 300)
+    )
+    work = common.tempdir("pg-scaleout")
+    steps: list[Step] = []
+    try:
+        with deliverykit.Receiver(work, RECEIVER_DELAY_MS) as rx:
+            for n in counts:
+                steps.append(step(work, rx, n, warmup, duration, drain_limit))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        drop_database()
+    return _result(steps, warmup, duration)
+
+
+def _result(steps: list[Step], warmup: float, duration: float) -> common.Result:
+    rows = []
+    prev: Step | None = None
+    for s in steps:
+        rows.append(
+            [
+                f"{WEB_PROCESSES} web + {s.dispatchers} dispatcher(s)",
+                s.ingest_rps,
+                s.wrk.p99_ms,
+                common.ratio(s.ingest_rps, prev.ingest_rps) if prev else "",
+                s.during_per_s,
+                common.ratio(s.during_per_s, prev.during_per_s) if prev else "",
+                s.drain_per_s,
+                common.ratio(s.drain_per_s, prev.drain_per_s) if prev else "",
+                "yes" if s.complete else "**no**",
+                s.duplicates,
+                s.load,
+            ]
+        )
+        prev = s
+    first, last = steps[0], steps[-1]
+    targets = [
+        common.Target(
+            "every acked webhook delivered, at every dispatcher count",
+            ", ".join(f"{s.dispatchers}: {'yes' if s.complete else 'no'}" for s in steps),
+            all(s.complete for s in steps),
+        ),
+        common.Target(
+            f"drain deliveries/s, {last.dispatchers} dispatchers over 1 (reported, no goal)",
+            common.ratio(last.drain_per_s, first.drain_per_s),
+            None,
+        ),
+    ]
+    notes = [
+        f"{WEB_PROCESSES} web processes (uvicorn --workers {WEB_PROCESSES}, embedded "
+        "dispatcher off) and N `manage.py dispatch` processes on one PostgreSQL database, "
+        "all on this machine with wrk, PostgreSQL and the receiver.",
+        f"Every webhook is routed to the benchmark receiver answering after "
+        f"{RECEIVER_DELAY_MS} ms; each dispatcher may have {CONCURRENCY} deliveries in "
+        f"flight (HOOKWAY_DISPATCHER_CONCURRENCY and the destination's concurrency), "
+        f"{CONCURRENCY * 1000 // RECEIVER_DELAY_MS:,}/s per process at 100 ms: the "
+        "figures are bounded by CPU, not by the cap.",
+        f"Ingest: wrk, {CONNECTIONS} connections, closed loop, {warmup:.0f} s warm-up (its "
+        f"backlog delivered first), then {duration:.0f} s measured with the dispatchers "
+        "delivering at the same time ('delivered meanwhile').",
+        "Drain: deliveries/s from the end of the ingest run to the last delivery of the "
+        "backlog it left (the web tier idle).",
+        "Scaling: each rate over the same rate with one dispatcher fewer.",
+    ]
+    return common.Result(
+        title="PostgreSQL scale-out: 2 web processes + 1, 2, 3 dispatchers, 100 ms receiver",
+        columns=[
+            "processes",
+            "ingest req/s",
+            "ingest p99 ms",
+            "ingest vs one fewer",
+            "delivered/s meanwhile",
+            "vs one fewer",
+            "drain deliveries/s",
+            "drain vs one fewer",
+            "all delivered",
+            "duplicates",
+            "load average after",
+        ],
+        rows=rows,
+        targets=targets,
+        notes=notes,
+        charts=[
+            common.Chart(
+                "Rates by dispatcher count",
+                "per second",
+                [f"{s.dispatchers} disp." for s in steps],
+                {
+                    "ingest req/s": [s.ingest_rps for s in steps],
+                    "delivered/s meanwhile": [s.during_per_s for s in steps],
+                    "drain deliveries/s": [s.drain_per_s for s in steps],
+                },
+            )
+        ],
+    )
