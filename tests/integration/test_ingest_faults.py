@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -281,6 +282,85 @@ async def test_request_signals_fire_for_ingest_requests(client, source, signal_l
     assert ("started", "/hooks/demo") in signal_log
     assert ("started-async", "/hooks/demo") in signal_log
     assert ("finished", "IngestASGIHandler") in signal_log
+
+
+async def test_request_finished_fires_when_the_sender_leaves_before_the_answer(
+    source, db_timeout, signal_log
+):
+    # The view is cancelled (nothing stored, nobody answered); the request still ends
+    # with request_finished, as Django's own handler sends it for a cancelled view.
+    db_timeout(5.0)
+    await source("demo")
+    body = b'{"type": "push"}'
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(0.3)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = asgi_scope("POST", "/hooks/demo", [(b"content-type", b"application/json")], body)
+    with database_write_lock():
+        await asyncio.wait_for(application(scope, receive, send), timeout=10)
+    assert sent == []
+    assert signal_log.count(("finished", "IngestASGIHandler")) == 1
+
+
+async def test_a_cancelled_ingest_request_stays_cancelled(source, db_timeout):
+    # A server stopping cancels the request's task: the lean path must not swallow that
+    # cancellation as if it were the client's disconnect.
+    db_timeout(5.0)
+    await source("demo")
+    body = b'{"type": "push"}'
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()  # the client never leaves
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError(f"nothing should be sent: {message}")
+
+    scope = asgi_scope("POST", "/hooks/demo", [(b"content-type", b"application/json")], body)
+    with database_write_lock():
+        task = asyncio.create_task(application(scope, receive, send))
+        await asyncio.sleep(0.3)  # the webhook waits for the lock
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await counts() == (0, 0)
+
+
+def test_the_ingest_path_calls_the_view_the_urlconf_names() -> None:
+    # The lean path skips walking the URLconf for each webhook; what it hands Django must
+    # be what resolving the path would have given.
+    from django.core.handlers.asgi import ASGIRequest
+    from django.urls import resolve
+
+    from hookway.asgi_handler import SLUG_KEY, IngestASGIHandler
+
+    handler = IngestASGIHandler()
+    for path, slug in (("/hooks/demo", "demo"), ("/hooks/demo/", "demo"), ("/hooks/a.b", "a.b")):
+        scope = asgi_scope("POST", path, [], b"")
+        scope[SLUG_KEY] = handler.hook_path.match(path).group(1)
+        request = ASGIRequest(scope, io.BytesIO())
+        ours = handler.resolve_request(request)
+        djangos = resolve(path)
+        assert (ours.func, ours.args, ours.kwargs, ours.url_name) == (
+            djangos.func,
+            djangos.args,
+            {"slug": slug},
+            djangos.url_name,
+        )
+        assert djangos.kwargs == {"slug": slug}
+        assert request.resolver_match is ours
 
 
 # --- 8: bodies are refused before they are read --------------------------------------------
