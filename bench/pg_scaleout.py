@@ -24,10 +24,13 @@ it: read the figures as what one machine does, not as a cluster's.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import shutil
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import common, deliverykit, ingest
@@ -89,6 +92,64 @@ destination = "receiver"
 """
 
 
+class ConnectionSampler:
+    """Peak PostgreSQL connections held by each process, sampled every 0.2 s in a thread:
+    pg_stat_activity's client ports, matched to the local processes owning them."""
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.pids: dict[int, str] = {}  # process id -> "web" or "dispatcher"
+        self.peak: dict[int, int] = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-connections", daemon=True)
+
+    def watch(self, root_pid: int, role: str) -> None:
+        import psutil
+
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(root_pid)
+            for proc in [root, *root.children(recursive=True)]:
+                # multiprocessing's helper beside uvicorn's workers serves no requests.
+                if not any("resource_tracker" in part for part in proc.cmdline()):
+                    self.pids[proc.pid] = role
+
+    def _sample(self, admin: object) -> None:
+        import psutil
+
+        rows = admin.execute(  # type: ignore[attr-defined]
+            "SELECT client_port FROM pg_stat_activity WHERE datname = %s AND client_port > 0",
+            [self.db],
+        ).fetchall()
+        ports = {row[0] for row in rows}
+        held: dict[int, int] = collections.Counter()
+        for conn in psutil.net_connections(kind="tcp"):
+            ours = conn.pid in self.pids and conn.laddr and conn.laddr.port in ports
+            if ours and conn.raddr and conn.raddr.port == 5432:
+                held[conn.pid] += 1
+        for pid, count in held.items():
+            self.peak[pid] = max(self.peak[pid], count)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            while not self._stop.wait(0.2):
+                with contextlib.suppress(Exception):  # a sample lost is not the benchmark's end
+                    self._sample(admin)
+
+    def by_role(self, role: str) -> list[int]:
+        """Peak connections of each process in that role (0 for one never seen holding any)."""
+        return [self.peak.get(pid, 0) for pid, r in self.pids.items() if r == role]
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 @dataclass
 class Step:
     dispatchers: int
@@ -99,6 +160,8 @@ class Step:
     complete: bool  # every acked webhook arrived
     duplicates: int
     load: str
+    web_connections: list[int] = field(default_factory=list)  # peak, per web worker
+    dispatcher_connections: list[int] = field(default_factory=list)  # peak, per dispatcher
 
     @property
     def ingest_rps(self) -> float:
@@ -151,6 +214,7 @@ def step(
         )
         for i in range(1, dispatchers + 1)
     ]
+    sampler = ConnectionSampler(_db_name())
     try:
         web.start()
         web.wait_http(f"http://{common.HOST}:{port}/healthz", timeout=60)
@@ -158,6 +222,12 @@ def step(
             w.start()
         for w in workers:
             w.wait_log("running (concurrency", timeout=60)
+        # The uvicorn supervisor holds none; its workers do.
+        sampler.watch(web.pid, "web")
+        sampler.pids.pop(web.pid, None)
+        for w in workers:
+            sampler.watch(w.pid, "dispatcher")
+        sampler.__enter__()
 
         def wrk(seconds: float) -> common.WrkResult:
             return common.run_wrk(
@@ -181,6 +251,7 @@ def step(
         drained = stats["count"] - during
         drain_seconds = max(0.0, float(stats["last"] or wrk_end) - wrk_end)
     finally:
+        sampler.__exit__()
         for w in workers:
             w.stop(timeout=30)
         web.stop()
@@ -200,6 +271,8 @@ def step(
         stats["count"] >= result.ok,
         stats["duplicates"],
         common.load_average(),
+        sampler.by_role("web"),
+        sampler.by_role("dispatcher"),
     )
 
 
@@ -235,6 +308,8 @@ def _result(steps: list[Step], warmup: float, duration: float) -> common.Result:
                 common.ratio(s.drain_per_s, prev.drain_per_s) if prev else "",
                 "yes" if s.complete else "**no**",
                 s.duplicates,
+                " / ".join(str(n) for n in s.web_connections),
+                " / ".join(str(n) for n in s.dispatcher_connections),
                 s.load,
             ]
         )
@@ -267,6 +342,10 @@ def _result(steps: list[Step], warmup: float, duration: float) -> common.Result:
         "Drain: deliveries/s from the end of the ingest run to the last delivery of the "
         "backlog it left (the web tier idle).",
         "Scaling: each rate over the same rate with one dispatcher fewer.",
+        "PG connections: the most each process held at once (pg_stat_activity's client "
+        "ports matched to the processes' sockets, sampled every 0.2 s): what the connection "
+        "budget in docs/operations.md is checked against. Each process has Django's psycopg "
+        "pool (min 2, max 20) and, for a dispatcher, one LISTEN connection outside it.",
     ]
     return common.Result(
         title="PostgreSQL scale-out: 2 web processes + 1, 2, 3 dispatchers, 100 ms receiver",
@@ -281,6 +360,8 @@ def _result(steps: list[Step], warmup: float, duration: float) -> common.Result:
             "drain vs one fewer",
             "all delivered",
             "duplicates",
+            "PG connections, peak per web worker",
+            "PG connections, peak per dispatcher",
             "load average after",
         ],
         rows=rows,
