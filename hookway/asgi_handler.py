@@ -203,10 +203,11 @@ class IngestASGIHandler(ASGIHandler):
       database connection, and ingest has none: its database work runs on
       hookway.gate's threads. The signals still fire for every other receiver.
 
-    What is kept, as in ``ASGIHandler.handle``: request parsing, URL resolution,
-    exception handling, the request signals, and cancelling the view when the client
-    disconnects (a webhook not yet being committed is then not stored: its sender got no
-    answer and will retry).
+    What is kept, as in ``ASGIHandler.handle``: request parsing, exception handling,
+    the request signals, and cancelling the view when the client disconnects (a webhook
+    not yet being committed is then not stored: its sender got no answer and will
+    retry). The view is the one the URLconf names for the path (``resolve_request``),
+    found from the slug this handler already matched.
     """
 
     def __init__(self, prefix: str = HOOKS_PREFIX) -> None:
