@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import io
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,7 +25,8 @@ from hookway import gate
 from hookway.asgi import application
 from hookway.asgi_handler import header_problem
 from hookway.models import Delivery, Event, Source
-from hookway.store.errors import SourceGone, Unstorable
+from hookway.store import events
+from hookway.store.errors import SourceGone, StoreUnavailable, Unstorable
 from hookway.store.events import IncomingEvent, StoredEvent
 from tests.dblock import database_write_lock
 from tests.integration.conftest import SECRETS
@@ -90,6 +92,34 @@ async def test_a_source_lookup_does_not_wait_behind_a_stalled_write(client, sour
         assert source_spec is not None
         assert time.monotonic() - started < 0.5
         assert (await stalled).status_code == 503
+
+
+async def test_a_commit_the_writer_took_but_never_confirms_is_503_after_the_grace(
+    client, source, db_timeout, monkeypatch, caplog
+):
+    # Past its deadline a webhook the writer has not taken is given up at once; one it
+    # took may still commit, so it gets gate.COMMIT_GRACE more before the 503.
+    db_timeout(0.5)
+    await source("demo")
+    release = threading.Event()
+
+    def stalled(claims: list[Any]) -> list[Any]:
+        for claim in claims:
+            assert claim.take()  # the writer has it: it can't be given up any more
+        release.wait(10)
+        return [StoreUnavailable("released by the test")] * len(claims)
+
+    monkeypatch.setattr(events, "store_claims", stalled)
+    started = time.monotonic()
+    try:
+        response = await post(client, "demo", b'{"type": "push"}')
+    finally:
+        release.set()
+    waited = time.monotonic() - started
+    assert_error(response, 503, "unavailable")
+    assert waited >= 0.5 + gate.COMMIT_GRACE - 0.05, "answered before the grace ran out"
+    assert waited < 0.5 + gate.COMMIT_GRACE + 3
+    assert any("outlived its deadline" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_sender_that_disconnects_before_its_commit_stores_nothing(source, db_timeout):
