@@ -1,5 +1,9 @@
 """Hookway's ingest at two git revisions, paired: ``python -m bench.ingest_ab REV_A REV_B``.
 
+``--app-a`` / ``--app-b`` serve another ASGI app of a side's tree instead of
+``hookway.asgi:application`` (e.g. bench/peers/hookway_core.py, Hookway's ingest work
+without Django's request and response).
+
 For finding what made ingest slower (or checking that a change made it faster). Each
 revision is exported (``git archive``) to a temporary folder and served from there by
 this checkout's virtualenv, exactly as bench/ingest.py serves Hookway: one uvicorn
@@ -38,6 +42,7 @@ class Side:
     tree: Path
     template_db: Path
     env: dict[str, str]
+    app: str = "hookway.asgi:application"
 
 
 def _commit(rev: str) -> str:
@@ -134,6 +139,7 @@ def measure(
     port = common.free_port()
     url = f"http://{common.HOST}:{port}/hooks/bench"
     cmd = common.hookway_uvicorn(port, "--workers", str(processes), "--log-level", "warning")
+    cmd[cmd.index("hookway.asgi:application")] = side.app
     env = {**side.env, "DATABASE_URL": f"sqlite:///{db}"}
     server = common.Server(f"run-{run_no}", cmd, env=env, cwd=side.tree, logdir=work)
     with server:
@@ -158,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--name", default="ingest_ab", help="bench/results/<name>.md")
+    parser.add_argument("--app-a", default="hookway.asgi:application", help="A's ASGI app")
+    parser.add_argument("--app-b", default="hookway.asgi:application", help="B's ASGI app")
     args = parser.parse_args(argv)
     common.COMMAND = shlex.join(
         ["python", "-m", "bench.ingest_ab", *(argv if argv is not None else sys.argv[1:])]
@@ -168,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         a = prepare(args.rev_a, work, "a")
         b = prepare(args.rev_b, work, "b")
+        a.app, b.app = args.app_a, args.app_b
+        if a.app != "hookway.asgi:application":
+            a.label += f" ({a.app})"
+        if b.app != "hookway.asgi:application":
+            b.label += f" ({b.app})"
         runs: dict[str, list[Measured]] = {"A": [], "B": []}
         order = "ABBA" * args.pairs
         for i, key in enumerate(order):
