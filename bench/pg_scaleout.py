@@ -10,8 +10,9 @@ For each dispatcher count, on a fresh database:
 1. ingest while delivering: wrk (64 connections, closed loop) on ``POST /hooks/bench``
    for a fixed time with the dispatchers running: the ingest rate, and the deliveries/s
    the receiver saw meanwhile;
-2. drain: wrk stops, the dispatchers deliver the backlog left; deliveries/s from the
-   first to the last of those (the dispatchers alone, the web tier idle).
+2. drain: the dispatchers stop, wrk fills a backlog with none running, then N fresh
+   dispatchers deliver it; deliveries/s from the first arrival to the last one's answer
+   (the dispatchers alone, the web tier idle).
 
 Scaling per added process is each rate over the rate with one dispatcher fewer. All of
 it shares this machine's cores (the web tier, the dispatchers, PostgreSQL, wrk and the
@@ -29,7 +30,6 @@ import contextlib
 import os
 import shutil
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,6 +182,7 @@ def step(
     dispatchers: int,
     warmup: float,
     duration: float,
+    fill: float,
     drain_limit: float,
 ) -> Step:
     url = fresh_database()
@@ -208,20 +209,41 @@ def step(
         env={**env, "HOOKWAY_LOG_LEVEL": "WARNING"},
         logdir=folder,
     )
-    workers = [
-        common.Server(
-            f"dispatch-{i}", [common.PYTHON, "manage.py", "dispatch"], env=env, logdir=folder
+
+    def dispatcher_processes(phase: str) -> list[common.Server]:
+        return [
+            common.Server(
+                f"dispatch-{phase}-{i}",
+                [common.PYTHON, "manage.py", "dispatch"],
+                env=env,
+                logdir=folder,
+            )
+            for i in range(1, dispatchers + 1)
+        ]
+
+    def start(servers: list[common.Server]) -> None:
+        for w in servers:
+            w.start()
+        for w in servers:
+            w.wait_log("running (concurrency", timeout=60)
+
+    def wrk(seconds: float) -> common.WrkResult:
+        return common.run_wrk(
+            hooks,
+            duration=seconds,
+            connections=CONNECTIONS,
+            body=ingest.BODY,
+            headers=ingest.HEADERS,
+            logdir=folder,
         )
-        for i in range(1, dispatchers + 1)
-    ]
+
+    workers = dispatcher_processes("ingest")
+    drainers: list[common.Server] = []
     sampler = ConnectionSampler(_db_name())
     try:
         web.start()
         web.wait_http(f"http://{common.HOST}:{port}/healthz", timeout=60)
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.wait_log("running (concurrency", timeout=60)
+        start(workers)
         # The uvicorn supervisor holds none; its workers do.
         sampler.watch(web.pid, "web")
         sampler.pids.pop(web.pid, None)
@@ -229,30 +251,36 @@ def step(
             sampler.watch(w.pid, "dispatcher")
         sampler.__enter__()
 
-        def wrk(seconds: float) -> common.WrkResult:
-            return common.run_wrk(
-                hooks,
-                duration=seconds,
-                connections=CONNECTIONS,
-                body=ingest.BODY,
-                headers=ingest.HEADERS,
-                logdir=folder,
-            )
-
+        # 1. Ingest while the dispatchers deliver.
         wrk(warmup)
         rx.wait_for(10**9, drain_limit, stall=3.0)  # the warm-up's backlog, delivered
         rx.reset()
         result = wrk(duration)
-        # The receiver stamps arrivals with time.time() on this machine: the same clock.
-        wrk_end = time.time()
         during = rx.stats()["count"]
         # Every 2xx is stored; in-flight requests wrk abandoned may add a few more.
         stats = rx.wait_for(result.ok, drain_limit, stall=10.0)
-        drained = stats["count"] - during
-        drain_seconds = max(0.0, float(stats["last"] or wrk_end) - wrk_end)
+        complete = stats["count"] >= result.ok
+        duplicates = stats["duplicates"]
+        for w in workers:
+            w.stop(timeout=30)
+
+        # 2. A backlog ingested with no dispatcher running, then drained by N of them.
+        rx.reset()
+        backlog = wrk(fill).ok
+        drainers = dispatcher_processes("drain")
+        start(drainers)
+        for w in drainers:
+            sampler.watch(w.pid, "dispatcher")
+        drained_stats = rx.wait_for(backlog, drain_limit, stall=10.0)
+        complete = complete and drained_stats["count"] >= backlog
+        duplicates += drained_stats["duplicates"]
+        times = [at for _, at, _ in rx.arrivals()]
+        drained = len(times)
+        # From the first arrival to the last one's answer (deliverykit.delivery_rate).
+        drain_seconds = (max(times) - min(times) + RECEIVER_DELAY_MS / 1000) if times else 0.0
     finally:
         sampler.__exit__()
-        for w in workers:
+        for w in [*workers, *drainers]:
             w.stop(timeout=30)
         web.stop()
     print(
@@ -268,8 +296,8 @@ def step(
         during,
         drained,
         drain_seconds,
-        stats["count"] >= result.ok,
-        stats["duplicates"],
+        complete,
+        duplicates,
         common.load_average(),
         sampler.by_role("web"),
         sampler.by_role("dispatcher"),
@@ -277,15 +305,15 @@ def step(
 
 
 def run(quick: bool) -> common.Result:
-    counts, warmup, duration, drain_limit = (
-        ((1,), 1, 2, 60) if quick else (DISPATCHER_COUNTS, 2, 15, 300)
+    counts, warmup, duration, fill, drain_limit = (
+        ((1,), 1, 2, 1, 60) if quick else (DISPATCHER_COUNTS, 2, 15, 10, 300)
     )
     work = common.tempdir("pg-scaleout")
     steps: list[Step] = []
     try:
         with deliverykit.Receiver(work, RECEIVER_DELAY_MS) as rx:
             for n in counts:
-                steps.append(step(work, rx, n, warmup, duration, drain_limit))
+                steps.append(step(work, rx, n, warmup, duration, fill, drain_limit))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         drop_database()
@@ -339,8 +367,9 @@ def _result(steps: list[Step], warmup: float, duration: float) -> common.Result:
         f"Ingest: wrk, {CONNECTIONS} connections, closed loop, {warmup:.0f} s warm-up (its "
         f"backlog delivered first), then {duration:.0f} s measured with the dispatchers "
         "delivering at the same time ('delivered meanwhile').",
-        "Drain: deliveries/s from the end of the ingest run to the last delivery of the "
-        "backlog it left (the web tier idle).",
+        "Drain: a backlog ingested for 10 s (1 s in a quick run) with no dispatcher running, then delivered by "
+        "N fresh dispatchers; deliveries/s from its first arrival to the last one's answer "
+        "(the web tier idle).",
         "Scaling: each rate over the same rate with one dispatcher fewer.",
         "PG connections: the most each process held at once (pg_stat_activity's client "
         "ports matched to the processes' sockets, sampled every 0.2 s): what the connection "
