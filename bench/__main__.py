@@ -23,6 +23,8 @@ from bench import common
 BENCHMARKS = (
     "ingest",
     "servers",
+    "loop_lag",
+    "pg_scaleout",
     "sender_timeout",
     "delivery",
     "fanout",
@@ -138,11 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"== {name} {'(quick)' if args.quick else ''}", flush=True)
         started = time.monotonic()
+        load_before = common.load_average()
+        print(f"   load average {load_before}", flush=True)
         try:
             module = importlib.import_module(f"bench.{name}")
             result = module.run(quick=args.quick)
             result.quick = args.quick
             result.seconds = time.monotonic() - started
+            result.load = (load_before, common.load_average())
             md, png = common.write_result(name, result)
         except Exception as exc:  # noqa: BLE001 - one benchmark failing is reported; the rest run
             traceback.print_exc()

@@ -2,20 +2,22 @@
 would otherwise write, and against the bare-ASGI limit.
 
 Every contender gets the same request (a 1 KB JSON body signed with HMAC-SHA256 in
-``X-Signature-256``), the same number of server processes (2, one per core of this
-machine) and the same load: wrk, 64 connections, 2 threads, a short warm-up, then a fixed
-duration, repeated in rounds (contenders interleaved, so background noise spreads over
-all of them); the table shows medians over rounds.
+``X-Signature-256``), the same number of server processes and the same load: wrk, 64
+connections, 2 threads, a short warm-up, then a fixed duration, repeated in rounds
+(contenders interleaved, every other round in reverse order, so background noise spreads
+over all of them); the table shows medians over rounds. The whole comparison runs at 1
+and at 2 server processes per contender (``BENCH_INGEST_PROCESSES=1`` runs one count).
 
 Contenders (all SQLite ones use WAL + ``synchronous=FULL``, so a 2xx means fsync'd):
 
 - hookway: ``POST /hooks/bench`` (verify = "hmac-sha256", one route, embedded dispatcher
-  off) under ``uvicorn --workers 2``. It stores the Event and its Delivery row (the
+  off) under uvicorn (``--workers N``). It stores the Event and its Delivery row (the
   outbox), so it writes two rows per webhook where the peers write one.
 - django-sync: a plain sync view (verify, parse, ``Model.objects.create``) under gunicorn,
-  2 workers; the worker class is picked by a short pilot (full mode), see the notes.
+  N workers, persistent database connections (``CONN_MAX_AGE``); the worker class is
+  picked per process count by a short pilot (full mode), see the notes.
 - django-async: the same as an ``async def`` view, the insert through ``sync_to_async``,
-  under ``uvicorn --workers 2``.
+  under uvicorn (``CONN_MAX_AGE = 0``, as Django's docs say for ASGI).
 - django-celery: the sync view, but ``task.delay(payload)`` to Redis instead of the insert
   (same gunicorn setup). Redis here persists nothing (no AOF, no RDB): this ack is not
   durable at all; it is the "just use Celery" advice, measured.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -43,7 +46,9 @@ from bench import common
 SECRET = "bench-secret"
 CONNECTIONS = 64
 THREADS = 2
-PROCESSES = 2
+PROCESS_COUNTS = (1, 2)
+# The gunicorn worker classes the pilot tries for the sync view: (class, threads).
+WORKERS = [("sync", 1), ("gthread", 2), ("gthread", 4), ("gthread", 8), ("gthread", 16)]
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
@@ -102,7 +107,7 @@ class Contender:
     lag_prefix: Path | None = None
 
 
-def _uvicorn(app: str, lifespan: str = "on") -> Callable[[int], list[str]]:
+def _uvicorn(app: str, processes: int, lifespan: str = "on") -> Callable[[int], list[str]]:
     def cmd(port: int) -> list[str]:
         return [
             common.PYTHON,
@@ -114,7 +119,7 @@ def _uvicorn(app: str, lifespan: str = "on") -> Callable[[int], list[str]]:
             "--port",
             str(port),
             "--workers",
-            str(PROCESSES),
+            str(processes),
             "--lifespan",
             lifespan,  # Django's own ASGI handler refuses lifespan
             "--no-access-log",
@@ -125,7 +130,7 @@ def _uvicorn(app: str, lifespan: str = "on") -> Callable[[int], list[str]]:
     return cmd
 
 
-def _gunicorn(app: str, worker: tuple[str, int]) -> Callable[[int], list[str]]:
+def _gunicorn(app: str, worker: tuple[str, int], processes: int) -> Callable[[int], list[str]]:
     kind, threads = worker
 
     def cmd(port: int) -> list[str]:
@@ -137,7 +142,7 @@ def _gunicorn(app: str, worker: tuple[str, int]) -> Callable[[int], list[str]]:
             "--bind",
             f"{common.HOST}:{port}",
             "--workers",
-            str(PROCESSES),
+            str(processes),
             "--worker-class",
             kind,
             "--log-level",
@@ -155,7 +160,9 @@ def _worker_label(worker: tuple[str, int]) -> str:
     return f"{kind} x{threads} threads" if kind == "gthread" else kind
 
 
-def build_contenders(work: Path, gunicorn_worker: tuple[str, int]) -> list[Contender]:
+def build_contenders(
+    work: Path, gunicorn_worker: tuple[str, int], processes: int
+) -> list[Contender]:
     config = work / "hookway.toml"
     config.write_text(HOOKWAY_CONFIG)
     hookway_db = work / "hookway.sqlite3"
@@ -204,14 +211,14 @@ def build_contenders(work: Path, gunicorn_worker: tuple[str, int]) -> list[Conte
         redis_client().delete(queue)
 
     sync_app = "bench.peers.ingest_site.wsgi:application"
-    gunicorn_label = f"gunicorn, {PROCESSES} workers, {_worker_label(gunicorn_worker)}"
-    uvicorn_label = f"uvicorn --workers {PROCESSES}"
+    gunicorn_label = f"gunicorn -w {processes}, {_worker_label(gunicorn_worker)}"
+    uvicorn_label = f"uvicorn --workers {processes}"
     contenders = [
         Contender(
             "hookway",
             "Hookway",
             uvicorn_label,
-            _uvicorn("bench.peers.hookway_app:application"),
+            _uvicorn("bench.peers.hookway_app:application", processes),
             "/hooks/bench",
             hookway_env,
             count=lambda: _sqlite_count(hookway_db, "hookway_event"),
@@ -222,7 +229,7 @@ def build_contenders(work: Path, gunicorn_worker: tuple[str, int]) -> list[Conte
             "django-sync",
             "plain Django, sync view",
             gunicorn_label,
-            _gunicorn(sync_app, gunicorn_worker),
+            _gunicorn(sync_app, gunicorn_worker, processes),
             "/hooks/sync",
             {**peer_env, "INGEST_DB": str(peer_db["sync"])},
             count=lambda: _sqlite_count(peer_db["sync"], "ingest_site_event"),
@@ -232,9 +239,9 @@ def build_contenders(work: Path, gunicorn_worker: tuple[str, int]) -> list[Conte
             "django-async",
             "Django async view + sync_to_async",
             uvicorn_label,
-            _uvicorn("bench.peers.ingest_site.asgi:application", "off"),
+            _uvicorn("bench.peers.ingest_site.asgi:application", processes, "off"),
             "/hooks/async",
-            {**peer_env, "INGEST_DB": str(peer_db["async"])},
+            {**peer_env, "INGEST_DB": str(peer_db["async"]), "INGEST_CONN_MAX_AGE": "0"},
             count=lambda: _sqlite_count(peer_db["async"], "ingest_site_event"),
             setup=migrate_peer(peer_db["async"]),
         ),
@@ -242,7 +249,7 @@ def build_contenders(work: Path, gunicorn_worker: tuple[str, int]) -> list[Conte
             "django-celery",
             "Django view + Celery .delay() (Redis)",
             gunicorn_label,
-            _gunicorn(sync_app, gunicorn_worker),
+            _gunicorn(sync_app, gunicorn_worker, processes),
             "/hooks/celery",
             {**peer_env, "INGEST_CELERY_BROKER": REDIS_URL, "INGEST_CELERY_QUEUE": queue},
             count=celery_count,
@@ -260,7 +267,7 @@ def build_contenders(work: Path, gunicorn_worker: tuple[str, int]) -> list[Conte
                 key,
                 label,
                 uvicorn_label,
-                _uvicorn("bench.peers.ingest_asgi:app"),
+                _uvicorn("bench.peers.ingest_asgi:app", processes),
                 "/hooks/bare",
                 {"BARE_DB": str(db), "BARE_MODE": mode},
                 count=lambda db=db: _sqlite_count(db, "events"),  # type: ignore[misc]
@@ -342,19 +349,23 @@ def measure(c: Contender, work: Path, warmup: float, duration: float, round_no: 
     return Run(result, stored, lag)
 
 
-def pick_gunicorn_worker(work: Path, duration: float) -> tuple[tuple[str, int], list[list[object]]]:
-    """Measure the sync view under gunicorn's sync and gthread workers; return the best."""
-    candidates = [("sync", 1), ("gthread", 4), ("gthread", 16)]
+def pick_gunicorn_worker(
+    work: Path, duration: float, processes: int
+) -> tuple[tuple[str, int], list[list[object]]]:
+    """Measure the sync view under gunicorn's worker classes; return the best."""
     rows: list[list[object]] = []
-    best: tuple[float, tuple[str, int]] = (-1.0, candidates[0])
-    for worker in candidates:
-        trial = work / f"pilot-{worker[0]}-{worker[1]}"
+    best: tuple[float, tuple[str, int]] = (-1.0, WORKERS[0])
+    for worker in WORKERS:
+        trial = work / f"pilot-{processes}-{worker[0]}-{worker[1]}"
         trial.mkdir()
-        contender = next(c for c in build_contenders(trial, worker) if c.key == "django-sync")
+        contender = next(
+            c for c in build_contenders(trial, worker, processes) if c.key == "django-sync"
+        )
         contender.setup()
         run = measure(contender, trial, 1, duration, 0)
         rows.append(
             [
+                processes,
                 _worker_label(worker),
                 run.wrk.rps,
                 run.wrk.p50_ms,
@@ -367,131 +378,197 @@ def pick_gunicorn_worker(work: Path, duration: float) -> tuple[tuple[str, int], 
     return best[1], rows
 
 
+def process_counts() -> tuple[int, ...]:
+    """PROCESS_COUNTS, or the counts named in BENCH_INGEST_PROCESSES (e.g. "1")."""
+    named = os.environ.get("BENCH_INGEST_PROCESSES", "")
+    return tuple(int(n) for n in named.replace(",", " ").split()) or PROCESS_COUNTS
+
+
+@dataclass
+class Comparison:
+    """Every contender at one process count."""
+
+    processes: int
+    worker: tuple[str, int]
+    contenders: list[Contender]
+    runs: dict[str, list[Run]]
+
+
+def compare(
+    work: Path, processes: int, worker: tuple[str, int], rounds: int, warmup: float, duration: float
+) -> Comparison:
+    folder = work / f"p{processes}"
+    folder.mkdir()
+    contenders = build_contenders(folder, worker, processes)
+    runs: dict[str, list[Run]] = {c.key: [] for c in contenders}
+    try:
+        for c in contenders:
+            c.setup()
+        for round_no in range(1, rounds + 1):
+            # ABBA: every other round in reverse, so a drift in the machine's load
+            # weighs on every contender alike.
+            order = contenders if round_no % 2 else contenders[::-1]
+            for c in order:
+                runs[c.key].append(measure(c, folder, warmup, duration, round_no))
+    finally:
+        for c in contenders:
+            c.cleanup()
+    return Comparison(processes, worker, contenders, runs)
+
+
 def run(quick: bool) -> common.Result:
-    rounds, warmup, duration = (1, 1, 2) if quick else (3, 2, 10)
+    rounds, warmup, duration = (1, 1, 2) if quick else (4, 2, 10)
+    counts = (1,) if quick else process_counts()
     work = common.tempdir("ingest")
     try:
-        if quick:
-            worker, pilot = ("gthread", 4), []
-        else:
-            print("   picking gunicorn's worker class for the sync view (pilot)", flush=True)
-            worker, pilot = pick_gunicorn_worker(work, 5)
-        contenders = build_contenders(work, worker)
-        runs: dict[str, list[Run]] = {c.key: [] for c in contenders}
-        try:
-            for c in contenders:
-                c.setup()
-            for round_no in range(1, rounds + 1):
-                for c in contenders:
-                    runs[c.key].append(measure(c, work, warmup, duration, round_no))
-        finally:
-            for c in contenders:
-                c.cleanup()
-        return _result(contenders, runs, worker, pilot, rounds, warmup, duration)
+        comparisons: list[Comparison] = []
+        pilot: list[list[object]] = []
+        for processes in counts:
+            if quick:
+                worker: tuple[str, int] = ("gthread", 4)
+            else:
+                print(
+                    f"   {processes} process(es): picking gunicorn's worker class for the "
+                    "sync view (pilot)",
+                    flush=True,
+                )
+                worker, rows = pick_gunicorn_worker(work, 5, processes)
+                pilot += rows
+            print(f"   {processes} process(es): every contender, {rounds} rounds", flush=True)
+            comparisons.append(compare(work, processes, worker, rounds, warmup, duration))
+        return _result(comparisons, pilot, rounds, warmup, duration)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _result(
-    contenders: list[Contender],
-    runs: dict[str, list[Run]],
-    worker: tuple[str, int],
+    comparisons: list[Comparison],
     pilot: list[list[object]],
     rounds: int,
     warmup: float,
     duration: float,
 ) -> common.Result:
     med = common.median
-
-    def rps(key: str) -> float:
-        return med(r.wrk.rps for r in runs[key])
-
-    hookway = rps("hookway")
     rows = []
-    for c in contenders:
-        rs = runs[c.key]
-        extra = [r.extra_rows for r in rs]
-        durable = "LOST " + str(-min(extra)) if min(extra) < 0 else f"ok (+{max(extra)})"
-        if c.key == "django-celery":
-            durable += ", in Redis memory only"
-        rows.append(
-            [
-                c.label,
-                c.server,
-                rps(c.key),
-                " / ".join(f"{r.wrk.rps:,.0f}" for r in rs),
-                med(r.wrk.p50_ms for r in rs),
-                med(r.wrk.p99_ms for r in rs),
-                sum(r.wrk.non_2xx for r in rs),
-                sum(r.wrk.socket_errors for r in rs),
-                durable,
-                "1.00x" if c.key == "hookway" else common.ratio(hookway, rps(c.key)),
-            ]
-        )
+    targets = []
+    lag_rows = []
+    charts = []
+    for cmp in comparisons:
+        runs = cmp.runs
 
-    lag_p99 = [max(s.get("p99_ms", 0.0) for s in r.lag) for r in runs["hookway"] if r.lag]
-    lag_max = [max(s.get("max_ms", 0.0) for s in r.lag) for r in runs["hookway"] if r.lag]
-    hw = runs["hookway"]
-    p99 = med(r.wrk.p99_ms for r in hw)
-    bad = sum(r.wrk.non_2xx + r.wrk.socket_errors for r in hw)
-    lost = min(r.extra_rows for r in hw)
-    targets = [
-        common.Target(
-            "Hookway ≥ 3x plain sync Django",
-            common.ratio(hookway, rps("django-sync")),
-            hookway >= 3 * rps("django-sync"),
-        ),
-        common.Target(
-            "Hookway ≥ 50 % of bare ASGI (group commit: the limit)",
-            f"{100 * hookway / rps('bare-asgi-group'):.0f} %",
-            hookway >= 0.5 * rps("bare-asgi-group"),
-        ),
-        common.Target(
-            "Hookway ≥ 50 % of bare ASGI (fsync per request)",
-            f"{100 * hookway / rps('bare-asgi'):.0f} %",
-            hookway >= 0.5 * rps("bare-asgi"),
-        ),
-        common.Target("Hookway ingest p99 ≤ 50 ms", f"{p99:.1f} ms", p99 <= 50),
-        common.Target("Hookway: 0 non-2xx (and 0 socket errors)", f"{bad}", bad == 0),
-        common.Target(
-            "every Hookway ack durable (rows stored ≥ 2xx answers)",
-            "ok" if lost >= 0 else f"{-lost} acked rows missing",
-            lost >= 0,
-        ),
-        common.Target(
-            "Hookway event-loop lag p99 < 10 ms under ingest load",
-            f"p99 {max(lag_p99):.1f} ms, max {max(lag_max):.1f} ms" if lag_p99 else "not recorded",
-            (max(lag_p99) < 10) if lag_p99 else None,
-        ),
-    ]
-    labels = [c.key for c in contenders]
-    charts = [
+        def rps(key: str, runs: dict[str, list[Run]] = runs) -> float:
+            return med(r.wrk.rps for r in runs[key])
+
+        hookway = rps("hookway")
+        for c in cmp.contenders:
+            rs = runs[c.key]
+            extra = [r.extra_rows for r in rs]
+            durable = "LOST " + str(-min(extra)) if min(extra) < 0 else f"ok (+{max(extra)})"
+            if c.key == "django-celery":
+                durable += ", in Redis memory only"
+            rows.append(
+                [
+                    cmp.processes,
+                    c.label,
+                    c.server,
+                    rps(c.key),
+                    " / ".join(f"{r.wrk.rps:,.0f}" for r in rs),
+                    med(r.wrk.p50_ms for r in rs),
+                    med(r.wrk.p99_ms for r in rs),
+                    sum(r.wrk.non_2xx for r in rs),
+                    sum(r.wrk.socket_errors for r in rs),
+                    durable,
+                    "1.00x" if c.key == "hookway" else common.ratio(hookway, rps(c.key)),
+                ]
+            )
+        hw = runs["hookway"]
+        # The ratio per round (Hookway's run and the sync view's in the same round, minutes
+        # apart): its spread says how much the machine's load moved the median.
+        per_round = [
+            h.wrk.rps / d.wrk.rps for h, d in zip(hw, runs["django-sync"], strict=True) if d.wrk.rps
+        ]
+        lag_p99 = [max(s.get("p99_ms", 0.0) for s in r.lag) for r in hw if r.lag]
+        lag_max = [max(s.get("max_ms", 0.0) for s in r.lag) for r in hw if r.lag]
+        p99 = med(r.wrk.p99_ms for r in hw)
+        bad = sum(r.wrk.non_2xx + r.wrk.socket_errors for r in hw)
+        lost = min(r.extra_rows for r in hw)
+        n = cmp.processes
+        each = "one process each" if n == 1 else f"{n} processes each"
+        targets += [
+            common.Target(
+                f"Hookway ≥ 3x the best plain sync Django view ({each})",
+                f"{common.ratio(hookway, rps('django-sync'))} (per round: "
+                + ", ".join(f"{r:.2f}" for r in per_round)
+                + ")",
+                hookway >= 3 * rps("django-sync"),
+            ),
+            common.Target(
+                f"Hookway ingest p99 ≤ 50 ms at 64 connections ({each})",
+                f"{p99:.1f} ms",
+                p99 <= 50,
+            ),
+            common.Target(
+                f"Hookway ≥ 50 % of bare ASGI, group commit: the limit ({each})",
+                f"{100 * hookway / rps('bare-asgi-group'):.0f} %",
+                hookway >= 0.5 * rps("bare-asgi-group"),
+            ),
+            common.Target(
+                f"Hookway: 0 non-2xx, 0 socket errors, every ack durable ({each})",
+                f"{bad} errors, " + ("ok" if lost >= 0 else f"{-lost} acked rows missing"),
+                bad == 0 and lost >= 0,
+            ),
+            common.Target(
+                f"Hookway event-loop lag p99 < 10 ms under closed-loop saturation ({each}; "
+                "the goal is judged at 80 % load in bench/results/loop_lag.md)",
+                f"p99 {max(lag_p99):.1f} ms, max {max(lag_max):.1f} ms"
+                if lag_p99
+                else "not recorded",
+                None,
+            ),
+        ]
+        lag_rows += [
+            [n, f"round {i}", f"worker {j}", s.get("p50_ms"), s.get("p99_ms"), s.get("max_ms")]
+            for i, r in enumerate(hw, 1)
+            for j, s in enumerate(r.lag, 1)
+        ]
+        labels = [c.key for c in cmp.contenders]
+        charts.append(
+            common.Chart(
+                f"{n} process(es): req/s (median of {rounds})",
+                "requests / s",
+                labels,
+                {"req/s": [rps(k) for k in labels]},
+            )
+        )
+    charts.append(
         common.Chart(
-            f"Throughput (median of {rounds}), 64 connections",
-            "requests / s",
-            labels,
-            {"req/s": [rps(k) for k in labels]},
-        ),
-        common.Chart(
-            "Latency (median over rounds)",
+            "p99 latency (median over rounds)",
             "ms (log scale)",
-            labels,
+            [c.key for c in comparisons[0].contenders],
             {
-                "p50": [med(r.wrk.p50_ms for r in runs[k]) for k in labels],
-                "p99": [med(r.wrk.p99_ms for r in runs[k]) for k in labels],
+                f"{cmp.processes} proc": [
+                    med(r.wrk.p99_ms for r in cmp.runs[c.key]) for c in cmp.contenders
+                ]
+                for cmp in comparisons
             },
             log=True,
-        ),
-    ]
+        )
+    )
     notes = [
         f"Load: wrk, {CONNECTIONS} connections, {THREADS} threads, the same 1,024-byte JSON "
         f"body signed with HMAC-SHA256 on every request; {warmup:.0f} s warm-up, then "
-        f"{duration:.0f} s measured, {rounds} round(s) with the contenders interleaved. "
-        "wrk is a C load generator: at these rates an asyncio client would itself be the "
-        "bottleneck. It shares the 2 cores with the servers, as every contender's does.",
-        f"Every contender runs {PROCESSES} server processes (one per core). SQLite contenders "
-        "use WAL + synchronous=FULL: a 2xx is sent only after the fsync of the commit holding "
-        "the row.",
+        f"{duration:.0f} s measured, {rounds} round(s) with the contenders interleaved "
+        "(every other round in reverse order). wrk is a C load generator: at these rates an "
+        "asyncio client would itself be the bottleneck. It shares the 2 cores with the "
+        "servers, as every contender's does.",
+        "Each comparison gives every contender the same number of server processes (the "
+        "first column). SQLite contenders use WAL + synchronous=FULL: a 2xx is sent only "
+        "after the fsync of the commit holding the row.",
+        "The plain-Django peers are deployed as a Django developer would: DEBUG off, no "
+        "middleware, persistent database connections (CONN_MAX_AGE=None) under gunicorn, "
+        "and gunicorn's worker class that won the pilot at that process count. The async "
+        "peer runs with CONN_MAX_AGE=0, as Django's docs require under ASGI (a thread, so "
+        "a connection, per request); SQLite has no Django pool.",
         "Hookway writes 2 rows per webhook (Event + its Delivery, the transactional outbox); "
         "the peers write 1. Its embedded dispatcher is off (HOOKWAY_EMBEDDED_DISPATCHER=false).",
         "'stored vs 2xx': rows stored during the measured run minus the 2xx answers wrk "
@@ -500,40 +577,39 @@ def _result(
         "per round, plus wrk timeouts): stored, but their answers were not read.",
         "django-celery's ack is not durable: the Redis used here keeps messages in memory "
         "only (appendonly no, no RDB snapshots); stored = messages in the Redis queue.",
-        "Peers have no middleware at all (the best case for plain Django); Hookway's ingest "
-        "path keeps only its timing middleware.",
-        "Event-loop lag: HOOKWAY_LOOP_LAG_FILE, one file per Hookway worker (how late a "
-        "10 ms timer fires, over each worker's life: warm-up and measured run); the worst "
-        "worker's p99, worst round.",
+        "Event-loop lag here is under closed-loop saturation (64 connections always "
+        "waiting), where the loop is never idle and a timer waits behind queued requests: "
+        "it measures queueing, not blocking. The lag goal is judged at a fixed 80 % rate "
+        "in bench/results/loop_lag.md.",
     ]
     if pilot:
         notes.append(
-            f"Plain-Django baseline configuration: gunicorn with {_worker_label(worker)} won a "
-            "pilot of the sync view (5 s each, table below). gunicorn's sync worker serves one "
-            "connection at a time and closes it after each response; gthread keeps "
-            "connections alive and overlaps the fsync of one request with the parsing of others."
+            "gunicorn's sync worker serves one connection at a time and closes it after each "
+            "response; gthread keeps connections alive and overlaps the fsync of one request "
+            "with the parsing of others. The pilot (5 s per class, table below) picks the "
+            "class per process count."
         )
     extra_tables = []
     if pilot:
         extra_tables.append(
             (
-                "Pilot: the plain sync Django view under gunicorn worker classes (2 workers)",
-                ["worker class", "req/s", "p50 ms", "p99 ms", "errors"],
+                "Pilot: the plain sync Django view under gunicorn worker classes",
+                ["processes", "worker class", "req/s", "p50 ms", "p99 ms", "errors"],
                 pilot,
             )
         )
-    lag_rows = [
-        [f"round {i}", f"worker {j}", s.get("p50_ms"), s.get("p99_ms"), s.get("max_ms")]
-        for i, r in enumerate(runs["hookway"], 1)
-        for j, s in enumerate(r.lag, 1)
-    ]
     if lag_rows:
         extra_tables.append(
-            ("Hookway event-loop lag (ms)", ["round", "worker", "p50", "p99", "max"], lag_rows)
+            (
+                "Hookway event-loop lag (ms), closed-loop saturation",
+                ["processes", "round", "worker", "p50", "p99", "max"],
+                lag_rows,
+            )
         )
     return common.Result(
         title="Ingest: durable signature-verified ack, 1 KB JSON, 64 connections",
         columns=[
+            "processes",
             "contender",
             "server",
             "req/s (median)",

@@ -32,7 +32,7 @@ from django.core.handlers.base import reset_urlconf
 from django.db import InterfaceError, OperationalError, close_old_connections, reset_queries
 from django.dispatch import Signal
 from django.http import HttpResponseBase
-from django.urls import set_script_prefix
+from django.urls import ResolverMatch, set_script_prefix
 
 from hookway import conf, gate, proxy, timing, tracing
 from hookway.ingest.views import (
@@ -41,6 +41,7 @@ from hookway.ingest.views import (
     SLUG_RE,
     SOURCE_KEY,
     SOURCE_LOOKUP_ERROR,
+    receive_hook,
 )
 from hookway.metrics import registry as metrics
 from hookway.static import StaticFiles
@@ -67,6 +68,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 request_logger = logging.getLogger("hookway.request")
+
+# The slug the handler matched in the path (scope key): the view is called with it
+# directly, without resolving the path through the URLconf again.
+SLUG_KEY = "hookway.slug"
 
 # Django's own receivers of the request signals. Each acts on the request context's
 # database connections, queries log, URLconf override and caches; the ingest path has
@@ -199,10 +204,11 @@ class IngestASGIHandler(ASGIHandler):
       database connection, and ingest has none: its database work runs on
       hookway.gate's threads. The signals still fire for every other receiver.
 
-    What is kept, as in ``ASGIHandler.handle``: request parsing, URL resolution,
-    exception handling, the request signals, and cancelling the view when the client
-    disconnects (a webhook not yet being committed is then not stored: its sender got no
-    answer and will retry).
+    What is kept, as in ``ASGIHandler.handle``: request parsing, exception handling,
+    the request signals, and cancelling the view when the client disconnects (a webhook
+    not yet being committed is then not stored: its sender got no answer and will
+    retry). The view is the one the URLconf names for the path (``resolve_request``),
+    found from the slug this handler already matched.
     """
 
     def __init__(self, prefix: str = HOOKS_PREFIX) -> None:
@@ -221,6 +227,18 @@ class IngestASGIHandler(ASGIHandler):
             super().load_middleware(is_async)
         finally:
             settings.MIDDLEWARE = full
+
+    def resolve_request(self, request: Any) -> ResolverMatch:
+        """The ingest view for the slug ``handle`` matched, as the URLconf would resolve
+        it (``hookway.urls``, included at this handler's prefix: ``hookway.asgi.wrap``
+        checks that it is), without walking the URLconf's patterns for every webhook.
+        A path with no slug is resolved by Django as usual (its 404)."""
+        slug = request.scope.get(SLUG_KEY)
+        if slug is None or hasattr(request, "urlconf"):
+            return super().resolve_request(request)
+        match = ResolverMatch(receive_hook, (), {"slug": slug}, url_name="hookway-ingest")
+        request.resolver_match = match
+        return match
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one webhook, then count it (hookway.metrics) under its source's slug,
@@ -247,6 +265,8 @@ class IngestASGIHandler(ASGIHandler):
         """Read, route and answer the request; return the status answered (None if the
         client left first)."""
         match = self.hook_path.match(scope.get("path", ""))
+        if match is not None:
+            scope[SLUG_KEY] = match.group(1)
         if scope.get("method") == "POST" and match is not None:
             receive = await self._cap_body(scope, receive, match.group(1))
         else:
@@ -275,27 +295,49 @@ class IngestASGIHandler(ASGIHandler):
     async def _respond(self, request: Any, receive: Receive, send: Send) -> int | None:
         """Run the view and send its response, cancelling the view if the client
         disconnects first (Django's ``handle`` does the same); return the status sent,
-        None if the client left first."""
+        None if the client left first.
 
-        async def process() -> HttpResponseBase:
+        Django runs the view in a task of its own beside the disconnect listener and
+        waits for the first to finish; here the view runs in this task and the listener
+        cancels it, which is the same behaviour for one task and one wait fewer per
+        webhook."""
+        this = asyncio.current_task()
+        assert this is not None  # an ASGI server runs every request in a task
+        stage = "view"  # then "sending", then "done"
+        aborted = False
+
+        async def listen() -> None:
+            nonlocal aborted
+            try:
+                await self.listen_for_disconnect(receive)
+            except RequestAborted:
+                # While the view runs, stop it (nobody will read its answer); while the
+                # response is being sent, stop that (its error is ignored, as Django does).
+                if stage != "done":
+                    aborted = True
+                    this.cancel()
+
+        listener = asyncio.create_task(listen())
+        response: HttpResponseBase | None = None
+        try:
             response = await self.run_get_response(request)
+            stage = "sending"
             # CancelledError: the client disconnected while the response was sent.
             with contextlib.suppress(asyncio.CancelledError):
                 await self.send_response(response, send)
-            return response
-
-        listener = asyncio.create_task(self.listen_for_disconnect(receive))
-        worker = asyncio.create_task(process())
-        await asyncio.wait([listener, worker], return_when=asyncio.FIRST_COMPLETED)
-        for task in (listener, worker):
-            if not task.done():
-                task.cancel()
-            with contextlib.suppress(RequestAborted, asyncio.CancelledError):
-                await task
-        if worker.cancelled():
+        except asyncio.CancelledError:
+            if not aborted:
+                raise  # cancelled from outside (the server stopping): not ours to swallow
+        finally:
+            stage = "done"
+            listener.cancel()
+        if aborted:
+            this.uncancel()
+        with contextlib.suppress(RequestAborted, asyncio.CancelledError):
+            await listener
+        if response is None:
             await send_request_signal(signals.request_finished, self.__class__)
             return None
-        response = worker.result()
         await close_response(response)
         return response.status_code
 

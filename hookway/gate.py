@@ -123,7 +123,7 @@ class _Pending:
     """One webhook waiting for the writer: a Claim (hookway.store.events) whose state
     the writer thread and the request share under a lock."""
 
-    __slots__ = ("deadline", "future", "incoming", "state")
+    __slots__ = ("deadline", "future", "incoming", "state", "timer")
 
     def __init__(
         self,
@@ -135,6 +135,8 @@ class _Pending:
         self.deadline = deadline
         self.future = future
         self.state: Literal["queued", "taken", "abandoned"] = "queued"
+        # The grace timer, once the deadline passed with the webhook being committed.
+        self.timer: asyncio.TimerHandle | None = None
 
     def take(self) -> bool:
         with _state_lock:
@@ -191,26 +193,44 @@ class _Writer:
         self._pending.append(item)
         if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
             self._flusher = loop.create_task(self._flush(), name="hookway-group-commit")
+        # One timer settles the future at the deadline (asyncio.wait_for around a shield
+        # did the same with two more futures and a timer per webhook, on the loop).
+        timer = loop.call_at(
+            loop.time() + max(0.0, deadline - time.monotonic()), self._expire, item, loop
+        )
         try:
-            return await asyncio.wait_for(
-                asyncio.shield(future), timeout=max(0.0, deadline - time.monotonic())
-            )
-        except TimeoutError:
-            pass
+            return await future
         except asyncio.CancelledError:
             # The sender went away: store nothing if the writer hasn't taken it yet
             # (the sender got no answer and will retry).
             if item.abandon():
                 self._discard(item)
             raise
+        finally:
+            timer.cancel()
+            if item.timer is not None:
+                item.timer.cancel()
+                item.timer = None
+
+    def _expire(self, item: _Pending, loop: asyncio.AbstractEventLoop) -> None:
+        """The webhook's deadline passed: 503 unless the writer took it already; then its
+        commit gets COMMIT_GRACE more to be confirmed."""
+        if item.future.done():
+            return
         if item.abandon():
             self._discard(item)
-            raise StoreTimeout("its deadline passed before it could be committed")
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout=COMMIT_GRACE)
-        except TimeoutError:
+            item.future.set_exception(
+                StoreTimeout("its deadline passed before it could be committed")
+            )
+        else:
+            item.timer = loop.call_later(COMMIT_GRACE, self._give_up, item)
+
+    def _give_up(self, item: _Pending) -> None:
+        if not item.future.done():
             logger.error("a webhook's commit outlived its deadline; answered 503")
-            raise StoreTimeout("the database did not confirm the commit in time") from None
+            item.future.set_exception(
+                StoreTimeout("the database did not confirm the commit in time")
+            )
 
     def _discard(self, item: _Pending) -> None:
         with contextlib.suppress(ValueError):  # the flusher took it already (and skips it)

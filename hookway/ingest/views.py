@@ -132,21 +132,24 @@ async def _source(request: HttpRequest, slug: str) -> SourceSpec:
 
 def _check_size(request: HttpRequest, source: SourceSpec) -> bytes:
     limit = source.max_body_bytes
-    too_large = BodyTooLarge(f"the body is larger than this source's limit of {limit} bytes")
+
+    def too_large() -> BodyTooLarge:
+        return BodyTooLarge(f"the body is larger than this source's limit of {limit} bytes")
+
     if getattr(request, "scope", {}).get(BODY_TOO_LARGE):
-        raise too_large
+        raise too_large()
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > limit:
-        raise too_large
+        raise too_large()
     # Not request.body: Django refuses that past DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), below
     # what a source may allow. This source's limit is the one that counts, and the ASGI
     # handler already stopped reading the upload just past it.
     body = request.read(limit + 1)
     if len(body) > limit:
-        raise too_large
+        raise too_large()
     return body
 
 

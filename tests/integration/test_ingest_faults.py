@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,7 +25,8 @@ from hookway import gate
 from hookway.asgi import application
 from hookway.asgi_handler import header_problem
 from hookway.models import Delivery, Event, Source
-from hookway.store.errors import SourceGone, Unstorable
+from hookway.store import events
+from hookway.store.errors import SourceGone, StoreUnavailable, Unstorable
 from hookway.store.events import IncomingEvent, StoredEvent
 from tests.dblock import database_write_lock
 from tests.integration.conftest import SECRETS
@@ -89,6 +92,34 @@ async def test_a_source_lookup_does_not_wait_behind_a_stalled_write(client, sour
         assert source_spec is not None
         assert time.monotonic() - started < 0.5
         assert (await stalled).status_code == 503
+
+
+async def test_a_commit_the_writer_took_but_never_confirms_is_503_after_the_grace(
+    client, source, db_timeout, monkeypatch, caplog
+):
+    # Past its deadline a webhook the writer has not taken is given up at once; one it
+    # took may still commit, so it gets gate.COMMIT_GRACE more before the 503.
+    db_timeout(0.5)
+    await source("demo")
+    release = threading.Event()
+
+    def stalled(claims: list[Any]) -> list[Any]:
+        for claim in claims:
+            assert claim.take()  # the writer has it: it can't be given up any more
+        release.wait(10)
+        return [StoreUnavailable("released by the test")] * len(claims)
+
+    monkeypatch.setattr(events, "store_claims", stalled)
+    started = time.monotonic()
+    try:
+        response = await post(client, "demo", b'{"type": "push"}')
+    finally:
+        release.set()
+    waited = time.monotonic() - started
+    assert_error(response, 503, "unavailable")
+    assert waited >= 0.5 + gate.COMMIT_GRACE - 0.05, "answered before the grace ran out"
+    assert waited < 0.5 + gate.COMMIT_GRACE + 3
+    assert any("outlived its deadline" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_sender_that_disconnects_before_its_commit_stores_nothing(source, db_timeout):
@@ -281,6 +312,85 @@ async def test_request_signals_fire_for_ingest_requests(client, source, signal_l
     assert ("started", "/hooks/demo") in signal_log
     assert ("started-async", "/hooks/demo") in signal_log
     assert ("finished", "IngestASGIHandler") in signal_log
+
+
+async def test_request_finished_fires_when_the_sender_leaves_before_the_answer(
+    source, db_timeout, signal_log
+):
+    # The view is cancelled (nothing stored, nobody answered); the request still ends
+    # with request_finished, as Django's own handler sends it for a cancelled view.
+    db_timeout(5.0)
+    await source("demo")
+    body = b'{"type": "push"}'
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(0.3)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = asgi_scope("POST", "/hooks/demo", [(b"content-type", b"application/json")], body)
+    with database_write_lock():
+        await asyncio.wait_for(application(scope, receive, send), timeout=10)
+    assert sent == []
+    assert signal_log.count(("finished", "IngestASGIHandler")) == 1
+
+
+async def test_a_cancelled_ingest_request_stays_cancelled(source, db_timeout):
+    # A server stopping cancels the request's task: the lean path must not swallow that
+    # cancellation as if it were the client's disconnect.
+    db_timeout(5.0)
+    await source("demo")
+    body = b'{"type": "push"}'
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()  # the client never leaves
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError(f"nothing should be sent: {message}")
+
+    scope = asgi_scope("POST", "/hooks/demo", [(b"content-type", b"application/json")], body)
+    with database_write_lock():
+        task = asyncio.create_task(application(scope, receive, send))
+        await asyncio.sleep(0.3)  # the webhook waits for the lock
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await counts() == (0, 0)
+
+
+def test_the_ingest_path_calls_the_view_the_urlconf_names() -> None:
+    # The lean path skips walking the URLconf for each webhook; what it hands Django must
+    # be what resolving the path would have given.
+    from django.core.handlers.asgi import ASGIRequest
+    from django.urls import resolve
+
+    from hookway.asgi_handler import SLUG_KEY, IngestASGIHandler
+
+    handler = IngestASGIHandler()
+    for path, slug in (("/hooks/demo", "demo"), ("/hooks/demo/", "demo"), ("/hooks/a.b", "a.b")):
+        scope = asgi_scope("POST", path, [], b"")
+        scope[SLUG_KEY] = handler.hook_path.match(path).group(1)
+        request = ASGIRequest(scope, io.BytesIO())
+        ours = handler.resolve_request(request)
+        djangos = resolve(path)
+        assert (ours.func, ours.args, ours.kwargs, ours.url_name) == (
+            djangos.func,
+            djangos.args,
+            {"slug": slug},
+            djangos.url_name,
+        )
+        assert djangos.kwargs == {"slug": slug}
+        assert request.resolver_match is ours
 
 
 # --- 8: bodies are refused before they are read --------------------------------------------
