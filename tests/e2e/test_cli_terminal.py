@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,29 @@ def test_listen_in_a_terminal_is_readable_and_ctrl_c_ends_it_with_a_summary(
     assert f"Not delivered: {down}" in ANSI.sub("", output)
     assert "Traceback" not in output
     assert "\x1b[" in output  # a terminal gets colour
+
+
+def test_ctrl_c_during_a_one_shot_command_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    # A server that accepts the connection and never answers: the command is waiting on
+    # it (well within its deadline) when Ctrl-C arrives.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent.settimeout(20)
+        port = silent.getsockname()[1]
+        term = pexpect.spawn(
+            HOOKWAY,
+            ["events", "show", "evt_x", "--server", f"http://127.0.0.1:{port}", "--key", "k"],
+            env=cli_env(tmp_path),
+            timeout=20,
+            encoding="utf-8",
+        )
+        term.logfile_read = transcript = io.StringIO()
+        try:
+            conn, _ = silent.accept()  # the command's request has gone out
+            term.sendintr()
+            term.expect(pexpect.EOF)
+            conn.close()
+        finally:
+            term.close()
+
+    assert term.exitstatus == 130, transcript.getvalue()
+    assert "Traceback" not in transcript.getvalue()
