@@ -19,6 +19,7 @@ from hookway.console import charts
 from hookway.console.access import staff_only
 from hookway.console.templatetags.console import age_text
 from hookway.models import Destination
+from hookway.policy import CircuitState
 from hookway.secrets import redact_url
 from hookway.store import stats
 
@@ -38,7 +39,7 @@ PARTS = {
 class DestinationRow:
     name: str
     target: str
-    state: str  # healthy, failing, paused, disabled
+    state: str  # healthy, failing, probing, circuit-open, paused, disabled
     detail: str
     last_success_at: datetime | None
     last_hour: stats.Rate | None
@@ -50,6 +51,13 @@ def health(row: Destination) -> tuple[str, str]:
         return "disabled", row.disabled_reason
     if row.paused:
         return "paused", row.paused_reason
+    if row.circuit_state == CircuitState.OPEN:
+        until = f" until {row.circuit_retry_at:%H:%M:%S} UTC" if row.circuit_retry_at else ""
+        return "circuit-open", (
+            f"{row.failures_in_a_row} failed attempts in a row: nothing sent{until}, then one probe"
+        )
+    if row.circuit_state == CircuitState.HALF_OPEN:
+        return "probing", "circuit half-open: one delivery sent as a probe"
     if row.failures_in_a_row:
         return "failing", f"{row.failures_in_a_row} failed attempts in a row"
     return "healthy", ""

@@ -15,6 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from hookway.models import Delivery, Destination, Event, Source
+from hookway.policy import CircuitState
 from tests.integration.apidata import event, source_and_destination
 from tests.integration.consoledata import PASSWORD, staff, world
 
@@ -280,6 +281,26 @@ def test_the_destinations_page_shows_state_and_never_a_secret(staff: Client) -> 
         assert secret not in html
     assert "env:BILLING_BASIC" in html  # a reference is shown by name
     assert "fingerprint" in html
+
+
+def test_an_open_or_probing_circuit_shows_on_the_overview_and_destinations(staff: Client) -> None:
+    retry_at = timezone.now().replace(microsecond=0) + timedelta(seconds=40)
+    Destination.objects.create(
+        name="flaky",
+        url="https://flaky.example.com/",
+        failures_in_a_row=5,
+        circuit_state=CircuitState.OPEN,
+        circuit_retry_at=retry_at,
+    )
+    Destination.objects.create(
+        name="mending", url="https://mending.example.com/", circuit_state=CircuitState.HALF_OPEN
+    )
+
+    for path in ("/", "/destinations/"):
+        html = staff.get(path).content.decode()
+        assert 'st-circuit-open">circuit-open' in html
+        assert f"nothing sent until {retry_at:%H:%M:%S} UTC, then one probe" in html
+        assert 'st-probing">probing' in html
 
 
 def test_the_dead_letters_page_groups_by_destination_and_error(staff: Client) -> None:
