@@ -147,6 +147,16 @@ class Destination(models.Model):
         help_text="Ordered only: when a delivery dies, skip it or block the later ones "
         "until it is replayed.",
     )
+    # Ordered only: a CEL expression (hookway.routing.lanes) giving each delivery its
+    # lane's key at fan-out; one lane per key, each in order, the lanes in parallel.
+    order_key = models.TextField(
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Ordered only: a CEL expression over payload, headers, event_name and "
+        "source, e.g. payload.customer_id: one lane per value, in order within it, lanes in "
+        "parallel. Empty: one lane.",
+    )
     managed = models.BooleanField(default=False, help_text="Managed by the HOOKWAY_CONFIG file.")
     # Health, kept by hookway.store.deliveries.record_attempts as attempts are recorded
     # (the admin's list reads them; counting them from attempts would scan the table).
@@ -394,6 +404,11 @@ class Delivery(models.Model):
     replay_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
     )
+    # Its lane in an ordered destination (hookway.routing.lanes): the destination's
+    # order_key evaluated on the event at fan-out ("" for one lane, and the fallback when
+    # that failed, with why in order_key_error). A replay keeps the original's.
+    order_key = models.CharField(max_length=200, blank=True, default="", db_default="")
+    order_key_error = models.TextField(blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-created_at"]
@@ -417,6 +432,9 @@ class Delivery(models.Model):
             models.Index(
                 fields=["state", "attempts", "destination"], name="delivery_state_attempts"
             ),
+            # An ordered destination's lane (hookway.store.lanes): the claim looks for a
+            # delivery of the same destination and key in flight, pending ahead, or dead.
+            models.Index(fields=["destination", "order_key", "state"], name="delivery_lane"),
         ]
 
     def __str__(self) -> str:

@@ -47,7 +47,7 @@ from hookway.models import (
     Source,
 )
 from hookway.policy import MAX_CIRCUIT_COOLDOWN, parse_duration, rate_problem
-from hookway.routing import rules
+from hookway.routing import lanes, rules
 from hookway.secrets import describe, describe_basic_auth, describe_ref
 
 SOURCE_SECRETS = (
@@ -194,6 +194,7 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
             "concurrency",
             "ordered",
             "on_dead",
+            "order_key",
             "enabled",
             "disabled_reason",
             "headers",
@@ -284,6 +285,16 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
             raise forms.ValidationError(problem)
         return text
 
+    def clean_order_key(self) -> str:
+        # The config file's rule, with its message ("line 1, column 9: …").
+        text: str = self.cleaned_data.get("order_key", "").strip()
+        if text:
+            try:
+                lanes.check(text)
+            except lanes.RuleError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return text
+
     def clean_circuit_cooldown_seconds(self) -> float:
         value: float = self.cleaned_data["circuit_cooldown_seconds"]
         if not 0.1 <= value <= MAX_CIRCUIT_COOLDOWN:
@@ -324,6 +335,11 @@ class DestinationForm(WriteOnlySecretForm[Destination]):
         kinds = [k for k in ("url", "handler", "celery_task") if cleaned.get(k)]
         if len(kinds) != 1:
             raise forms.ValidationError("Set exactly one of URL, handler and Celery task.")
+        if cleaned.get("order_key") and not cleaned.get("ordered"):
+            self.add_error(
+                "order_key", "Only for an ordered destination: tick Ordered, or clear it."
+            )
+            return cleaned
         # The config file's rules: one way to set Authorization.
         after = {secret.field: self.secret_after_save(secret) for secret in self.secrets}
         bearer, basic = after["bearer_token"], after["basic_auth"]

@@ -53,6 +53,14 @@ class DeliveryItem(Schema):
     created_at: datetime
     completed_at: datetime | None
     replay_of: str | None
+    order_key: str = Field(
+        description='Its lane at an ordered destination with an order_key ("": the '
+        "destination's one lane, or the fallback when the key could not be evaluated)."
+    )
+    order_key_error: str = Field(
+        description="Why its order_key could not be evaluated for this event (it then went "
+        'in the empty key\'s lane); "" when it could, or the destination has none.'
+    )
 
 
 class DeliveryPage(Schema):
@@ -146,6 +154,8 @@ def item(delivery: Delivery) -> dict[str, Any]:
         "created_at": delivery.created_at,
         "completed_at": delivery.completed_at,
         "replay_of": delivery.replay_of_id,
+        "order_key": delivery.order_key,
+        "order_key_error": delivery.order_key_error,
     }
 
 

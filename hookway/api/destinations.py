@@ -36,6 +36,12 @@ from hookway.secrets import describe_ref, redact_url
 
 router = Router(tags=["destinations"])
 
+ORDER_KEY_HELP = (
+    "Ordered only: a CEL expression over payload, headers, event_name and source (e.g. "
+    "payload.customer_id) giving each delivery its lane: one delivery in flight per key, "
+    'in received order within it, keys in parallel. "": one lane (docs/delivery.md).'
+)
+
 
 class DestinationOut(Schema):
     name: str
@@ -60,6 +66,7 @@ class DestinationOut(Schema):
     forward_headers: list[str]
     ordered: bool = Field(description="One delivery at a time, in received order.")
     on_dead: str = Field(description='Ordered only: "skip" or "block" on a dead delivery.')
+    order_key: str = Field(description=ORDER_KEY_HELP)
     managed: bool = Field(description="Managed by the config file: read-only here.")
     signing_secret_set: bool
     signing_secret_fingerprint: str | None
@@ -109,6 +116,7 @@ class DestinationIn(Schema):
     )
     ordered: bool = False
     on_dead: str = Field("skip", description='"skip" or "block" (docs/delivery.md).')
+    order_key: str = Field("", description=ORDER_KEY_HELP)
 
 
 class DestinationPatch(Schema):
@@ -127,6 +135,7 @@ class DestinationPatch(Schema):
     disable_after: float | str | None = Field(None, description='Seconds, or "12h", "5d".')
     ordered: bool | None = None
     on_dead: str | None = None
+    order_key: str | None = Field(None, description='"" removes it.')
 
 
 class PauseIn(Schema):
@@ -176,6 +185,7 @@ def destination_out(row: Destination) -> dict[str, Any]:
         else [],
         "ordered": row.ordered,
         "on_dead": row.on_dead,
+        "order_key": row.order_key,
         "managed": row.managed,
         "signing_secret_set": bool(row.signing_secret),
         "signing_secret_fingerprint": secret_fingerprint(row.signing_secret),
@@ -232,14 +242,16 @@ def _table(row: Destination) -> dict[str, Any]:
         "disable_after": row.disable_after_seconds,
         "ordered": row.ordered,
         "on_dead": row.on_dead,
+        "order_key": row.order_key,
     }
 
 
 def _checked(table: dict[str, Any]) -> Any:
-    """check_destination of an API body: ``rate_limit: ""`` there means none (the file
-    leaves the key out instead)."""
-    if not table.get("rate_limit"):
-        table.pop("rate_limit", None)
+    """check_destination of an API body: ``rate_limit: ""`` and ``order_key: ""`` there
+    mean none (the file leaves the key out instead)."""
+    for optional in ("rate_limit", "order_key"):
+        if not table.get(optional):
+            table.pop(optional, None)
     try:
         return check_destination(table)
     except ConfigError as exc:

@@ -35,7 +35,7 @@ from hookway.policy import (
     parse_duration,
     rate_problem,
 )
-from hookway.routing import rules
+from hookway.routing import lanes, rules
 
 # resolve_secret lives in hookway.secrets (the admin uses it too); ingest and the store
 # import it from here.
@@ -91,6 +91,9 @@ class DestinationConfig:
     # Ordered delivery (docs/delivery.md, "Ordered delivery"); on_dead: "skip" or "block".
     ordered: bool = False
     on_dead: str = "skip"
+    # Ordered only: a CEL expression giving each delivery its lane's key (hookway.routing
+    # .lanes); "" for one lane.
+    order_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -364,6 +367,7 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
             "disable_after",
             "ordered",
             "on_dead",
+            "order_key",
         },
     )
     name = t.text("name", required=True)
@@ -442,6 +446,7 @@ def _destination(where: str, raw: Any, env: Mapping[str, str]) -> DestinationCon
         disable_after_seconds=_disable_after(t),
         ordered=t.flag("ordered", False),
         on_dead=_on_dead(t),
+        order_key=_order_key(t),
     )
 
 
@@ -462,6 +467,24 @@ def _disable_after(t: _Table) -> float:
         return parse_duration(t.data["disable_after"])
     except ValueError as exc:
         raise ConfigError(f"{t.where}.disable_after: {exc} (0: never)") from None
+
+
+def _order_key(t: _Table) -> str:
+    text = t.text("order_key", "")
+    if not text:
+        if "order_key" in t.data:
+            raise ConfigError(f"{t.where}.order_key: must not be empty (leave it out for one lane)")
+        return ""
+    try:
+        lanes.check(text)
+    except lanes.RuleError as exc:
+        raise ConfigError(f"{t.where}.order_key: {exc}") from None
+    if not t.flag("ordered", False):
+        raise ConfigError(
+            f"{t.where}.order_key: only for an ordered destination (set ordered = true, "
+            "or remove order_key)"
+        )
+    return text
 
 
 ON_DEAD = ("skip", "block")

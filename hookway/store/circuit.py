@@ -33,6 +33,7 @@ from hookway.models import DISABLED_FAILING, Delivery, DeliveryState, Destinatio
 from hookway.outbound import AttemptResult, ErrorKind, Settlement
 from hookway.policy import Change, CircuitState, format_duration, next_cooldown
 from hookway.store import changelog
+from hookway.store.lanes import in_turn
 
 OPEN, HALF_OPEN, CLOSED = CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED
 
@@ -78,8 +79,11 @@ def probe_claims(
             break
         if busy.get(pk, 0) >= concurrency:
             continue
+        # An ordered destination's probe is the head of one of its lanes: a probe
+        # must not overtake a delivery ahead of it.
         due = Delivery.objects.filter(
             Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
+            in_turn(now),
             destination_id=pk,
             state=DeliveryState.PENDING,
             next_attempt_at__lte=now,

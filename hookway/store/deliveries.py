@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, Min, OuterRef, Q
+from django.db.models import F, Min, Q
 
 from hookway import headers, ids
 from hookway.models import (
@@ -35,7 +35,6 @@ from hookway.models import (
     Delivery,
     Destination,
     Event,
-    OnDead,
     Route,
     Worker,
 )
@@ -46,6 +45,7 @@ from hookway.secrets import resolve_secret
 from hookway.store import changelog, circuit, pacing
 from hookway.store.db import AdaptedDatetime, db_now
 from hookway.store.events import clear_route_cache
+from hookway.store.lanes import in_turn
 
 logger = logging.getLogger("hookway.dispatch")
 
@@ -72,35 +72,6 @@ WorkerKind = Literal["web", "dispatcher"]
 _SENDABLE = Q(destination__enabled=True, destination__paused=False)
 
 
-def _in_turn(now: datetime) -> Q:
-    """A delivery's turn in its destination's lane: always, unless the destination is
-    ``ordered``; then only when no other delivery of it is in flight (leased) and none
-    ahead of it (its event received earlier: received time, then event id, then delivery
-    id) is still pending (due, or waiting for a retry: a retry holds the lane) or, with
-    ``on_dead = "block"``, dead and not replayed. So the lane's head is the only pending
-    delivery that can be claimed, and a claim takes at most one per lane."""
-    lane = Delivery.objects.filter(destination_id=OuterRef("destination_id")).exclude(
-        pk=OuterRef("pk")
-    )
-    ahead = lane.filter(
-        Q(event__received_at__lt=OuterRef("event__received_at"))
-        | Q(event__received_at=OuterRef("event__received_at"), event_id__lt=OuterRef("event_id"))
-        | Q(event_id=OuterRef("event_id"), pk__lt=OuterRef("pk"))
-    )
-    replayed = Delivery.objects.filter(replay_of_id=OuterRef("pk"))
-    return Q(destination__ordered=False) | ~(
-        Q(Exists(lane.filter(state=DeliveryState.PENDING, lease_expires_at__gte=now)))
-        | Q(Exists(ahead.filter(state=DeliveryState.PENDING)))
-        | Q(
-            Exists(
-                ahead.filter(state=DeliveryState.DEAD, destination__on_dead=OnDead.BLOCK).exclude(
-                    Exists(replayed)
-                )
-            )
-        )
-    )
-
-
 def _due(now: datetime) -> Q:
     """Claimable now: due, its destination sendable with its circuit closed and a
     rate-limit slot within reach (hookway.store.circuit and pacing), not leased."""
@@ -110,7 +81,7 @@ def _due(now: datetime) -> Q:
         & Q(destination__circuit_state=CircuitState.CLOSED)
         & pacing.has_slot(now)
         & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        & _in_turn(now)
+        & in_turn(now)
     )
 
 
@@ -750,7 +721,7 @@ def seconds_until_due() -> float | None:
     0 if one is claimable now; None if nothing is pending. Deliveries waiting for their
     turn in an ordered lane count once it is theirs."""
     now = db_now()
-    pending = Delivery.objects.filter(_SENDABLE, _in_turn(now), state=DeliveryState.PENDING)
+    pending = Delivery.objects.filter(_SENDABLE, in_turn(now), state=DeliveryState.PENDING)
     # Per destination: an open circuit or a rate limit may hold back what is due.
     earliest: dict[int, list[datetime]] = {
         row["destination_id"]: [t for t in (row["unleased"], row["leased"]) if t is not None]
@@ -785,7 +756,7 @@ def pending_count() -> int:
     but not those of an ordered lane blocked by a dead delivery, nor those waiting for
     their turn behind one that is counted."""
     return Delivery.objects.filter(
-        _SENDABLE, _in_turn(db_now()), state=DeliveryState.PENDING
+        _SENDABLE, in_turn(db_now()), state=DeliveryState.PENDING
     ).count()
 
 

@@ -75,6 +75,7 @@ def destination_fields(config: DestinationConfig) -> dict[str, object]:
         "disable_after_seconds": config.disable_after_seconds,
         "ordered": config.ordered,
         "on_dead": config.on_dead,
+        "order_key": config.order_key,
     }
 
 

@@ -36,7 +36,7 @@ from django.db import (
 from hookway import conf, ids
 from hookway.models import Delivery, DeliveryState, Event, Route, Source
 from hookway.outbound import NOTIFY_CHANNEL
-from hookway.routing import rules
+from hookway.routing import expr, lanes, rules
 from hookway.store.db import AdaptedDatetime, db_now, disconnected
 from hookway.store.errors import (
     NotStored,
@@ -186,6 +186,23 @@ class RouteTarget(NamedTuple):
     # Why a stored filter or match can't be used (a row edited by hand): the route then
     # takes no event, and each says why.
     broken: str = ""
+    # The destination's order_key, compiled, when it is ordered and has one; or why the
+    # stored one can't be used (its deliveries then take the fallback lane, saying so).
+    order_key: expr.Expression | None = None
+    order_key_broken: str = ""
+
+    @property
+    def keyed(self) -> bool:
+        """True when its deliveries each get a lane key from the event."""
+        return self.order_key is not None or bool(self.order_key_broken)
+
+    def key(self, event: rules.EventVariables) -> lanes.Key:
+        """This event's lane key at the destination (lanes.FALLBACK and why, if none)."""
+        if self.order_key_broken:
+            return lanes.Key(lanes.FALLBACK, self.order_key_broken)
+        if self.order_key is None:
+            return lanes.Key(lanes.FALLBACK)
+        return lanes.evaluate(self.order_key, event)
 
     def refuses(self, event: rules.EventVariables) -> str | None:
         """None when the route's filter and match take the event, else why not."""
@@ -224,7 +241,15 @@ def _routes(source_id: int) -> list[RouteTarget]:
     routes = [
         _target(*row)
         for row in Route.objects.filter(source_id=source_id, enabled=True).values_list(
-            "pk", "destination_id", "destination__name", "source__slug", "events", "filter", "match"
+            "pk",
+            "destination_id",
+            "destination__name",
+            "source__slug",
+            "events",
+            "filter",
+            "match",
+            "destination__ordered",
+            "destination__order_key",
         )
     ]
     _route_cache[source_id] = _CachedRoutes(now, routes)
@@ -239,6 +264,8 @@ def _target(
     patterns: list[str] | None,
     filter: str,
     match: object,
+    ordered: bool = False,
+    order_key: str = "",
 ) -> RouteTarget:
     compiled: rules.RouteRules | None = None
     broken = ""
@@ -249,6 +276,16 @@ def _target(
             compiled = rules.check(filter, match or None)
         except rules.RuleError as exc:
             broken = f"the route's rules can't be used: {exc}"
+    key: expr.Expression | None = None
+    key_broken = ""
+    if ordered and order_key:
+        try:
+            key = lanes.check(order_key)
+        except rules.RuleError as exc:
+            key_broken = (
+                f"order_key error: the destination's order_key can't be used ({exc}); "
+                "sent in the empty key's lane"
+            )
     return RouteTarget(
         destination_id,
         patterns or [],
@@ -257,6 +294,8 @@ def _target(
         source_slug=source_slug,
         compiled=compiled,
         broken=broken,
+        order_key=key,
+        order_key_broken=key_broken,
     )
 
 
@@ -297,6 +336,8 @@ class _DeliveryRow(NamedTuple):
     lease_owner: str
     last_error: str
     created_at: AdaptedDatetime
+    order_key: str
+    order_key_error: str
 
 
 def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
@@ -353,7 +394,7 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
                 tracestate=incoming.tracestate,
             )
         )
-        for route in taken:
+        for route, lane in taken:
             delivery_rows.append(
                 _DeliveryRow(
                     id=ids.delivery_id(),
@@ -365,6 +406,8 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
                     lease_owner="",
                     last_error="",
                     created_at=due,
+                    order_key=lane.value,
+                    order_key_error=lane.problem,
                 )
             )
         results.append(
@@ -384,27 +427,40 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
 
 def _fan_out(
     incoming: IncomingEvent, routes: list[RouteTarget]
-) -> tuple[list[RouteTarget], list[dict[str, str]]]:
-    """The routes that take this event, and those whose filter or match did not, with
-    why (kept on the event). The body is parsed at most once, and only when a route
-    whose event names match has a filter or a match."""
-    taken: list[RouteTarget] = []
+) -> tuple[list[tuple[RouteTarget, lanes.Key]], list[dict[str, str]]]:
+    """The routes that take this event, each with its delivery's lane key (the
+    destination's order_key, once per destination), and those whose filter or match did
+    not, with why (kept on the event). The body is parsed at most once, and only when a
+    route whose event names match has a filter, a match or an order_key."""
+    taken: list[tuple[RouteTarget, lanes.Key]] = []
     filtered_out: list[dict[str, str]] = []
     event: rules.EventVariables | None = None
+    keys: dict[int, lanes.Key] = {}
     for route in routes:
         if not route_matches(route.patterns, incoming.event_name):
             continue
-        if route.compiled is not None or route.broken:
-            if event is None:
-                event = rules.EventVariables(
-                    incoming.body, incoming.headers, incoming.event_name, route.source_slug
-                )
+        if event is None and (route.compiled is not None or route.broken or route.keyed):
+            event = rules.EventVariables(
+                incoming.body, incoming.headers, incoming.event_name, route.source_slug
+            )
+        if event is not None and (route.compiled is not None or route.broken):
             reason = route.refuses(event)
             if reason is not None:
                 filtered_out.append({"destination": route.destination_name, "reason": reason})
                 rules.log_skip(route.route_id, route.destination_name, reason)
                 continue
-        taken.append(route)
+        key = lanes.Key(lanes.FALLBACK)
+        if event is not None and route.keyed:
+            if route.destination_id not in keys:
+                keys[route.destination_id] = route.key(event)
+                if keys[route.destination_id].problem:
+                    lanes.log_fallback(
+                        route.destination_id,
+                        route.destination_name,
+                        keys[route.destination_id].problem,
+                    )
+            key = keys[route.destination_id]
+        taken.append((route, key))
     return taken, filtered_out
 
 

@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from hookway.models import Delivery, DeliveryState, Destination, Event, Route, Source
+from hookway.routing import expr, lanes, rules
 from hookway.store.db import db_now
 from hookway.store.events import NOTIFY_CHANNEL, route_matches
 
@@ -116,6 +117,30 @@ class ReplayResult:
 class _Dest(NamedTuple):
     name: str
     waits: str
+    # Its order_key when it is ordered and has one (or why the stored one can't be
+    # used): for an event replayed to it with no earlier delivery to keep the key of.
+    order_key: expr.Expression | None = None
+    order_key_broken: str = ""
+
+    def key(self, event: Event) -> lanes.Key:
+        if self.order_key_broken:
+            return lanes.Key(lanes.FALLBACK, self.order_key_broken)
+        if self.order_key is None:
+            return lanes.Key(lanes.FALLBACK)
+        variables = rules.EventVariables(
+            bytes(event.body),
+            event.headers if isinstance(event.headers, dict) else {},
+            event.event_name,
+            event.source.slug,
+        )
+        return lanes.evaluate(self.order_key, variables)
+
+
+class _Latest(NamedTuple):
+    """An event's latest delivery to a destination: a replay of it keeps its lane."""
+
+    pk: str
+    key: lanes.Key
 
 
 class _Plan:
@@ -135,11 +160,31 @@ class _Plan:
     def load_destinations(self, ids: Iterable[int]) -> None:
         missing = set(ids) - set(self.destinations)
         rows = Destination.objects.filter(pk__in=missing).values_list(
-            "pk", "name", "enabled", "disabled_reason", "paused", "paused_reason"
+            "pk",
+            "name",
+            "enabled",
+            "disabled_reason",
+            "paused",
+            "paused_reason",
+            "ordered",
+            "order_key",
         )
-        for pk, name, enabled, disabled_reason, paused, paused_reason in rows:
+        for pk, name, enabled, disabled_reason, paused, paused_reason, ordered, text in rows:
+            compiled: expr.Expression | None = None
+            broken = ""
+            if ordered and text:
+                try:
+                    compiled = lanes.check(text)
+                except lanes.RuleError as exc:
+                    broken = (
+                        f"order_key error: the destination's order_key can't be used ({exc}); "
+                        "sent in the empty key's lane"
+                    )
             self.destinations[pk] = _Dest(
-                name, _waits(name, enabled, disabled_reason, paused, paused_reason)
+                name,
+                _waits(name, enabled, disabled_reason, paused, paused_reason),
+                compiled,
+                broken,
             )
 
     def load_pending(self, event_ids: Sequence[str]) -> None:
@@ -154,7 +199,10 @@ class _Plan:
     def skip(self, subject: str, kind: SkipKind, reason: str) -> None:
         self.skipped.append(Skipped(subject, kind, reason))
 
-    def add(self, event_id: str, destination_id: int, replay_of: str | None) -> None:
+    def add(
+        self, event_id: str, destination_id: int, replay_of: str | None, key: lanes.Key
+    ) -> None:
+        """Plan a delivery; ``key`` is its lane (a replay keeps the original's)."""
         dest = self.destinations[destination_id]
         row = Delivery(
             event_id=event_id,
@@ -162,6 +210,8 @@ class _Plan:
             next_attempt_at=self.now,
             created_at=self.now,
             replay_of_id=replay_of,
+            order_key=key.value,
+            order_key_error=key.problem,
         )
         self.rows.append(row)
         self.pending[event_id, destination_id] = row.pk
@@ -274,7 +324,7 @@ def _replay_event_to(
     event: Event,
     destination_id: int,
     routes: dict[int, list[_Route]],
-    latest: dict[tuple[str, int], str],
+    latest: dict[tuple[str, int], _Latest],
 ) -> None:
     dest = plan.destinations[destination_id]
     subject = f"{event.pk} → {dest.name}"
@@ -287,7 +337,11 @@ def _replay_event_to(
         if problem:
             plan.skip(subject, SkipKind.NO_ROUTE, problem)
             return
-    plan.add(event.pk, destination_id, latest.get((event.pk, destination_id)))
+    original = latest.get((event.pk, destination_id))
+    if original is not None:
+        plan.add(event.pk, destination_id, original.pk, original.key)
+    else:
+        plan.add(event.pk, destination_id, None, dest.key(event))
 
 
 class _Route(NamedTuple):
@@ -327,16 +381,16 @@ def _name(event_name: str) -> str:
     return f"'{event_name}'" if event_name else "events without a name"
 
 
-def _latest_deliveries(event_ids: Sequence[str]) -> dict[tuple[str, int], str]:
+def _latest_deliveries(event_ids: Sequence[str]) -> dict[tuple[str, int], _Latest]:
     """The latest delivery of each of these events to each destination."""
-    latest: dict[tuple[str, int], str] = {}
+    latest: dict[tuple[str, int], _Latest] = {}
     rows = (
         Delivery.objects.filter(event_id__in=event_ids)
         .order_by("created_at", "pk")
-        .values_list("event_id", "destination_id", "pk")
+        .values_list("event_id", "destination_id", "pk", "order_key", "order_key_error")
     )
-    for event_id, destination_id, pk in rows:
-        latest[event_id, destination_id] = pk
+    for event_id, destination_id, pk, key, problem in rows:
+        latest[event_id, destination_id] = _Latest(pk, lanes.Key(key, problem))
     return latest
 
 
@@ -355,11 +409,15 @@ def replay_deliveries(
     with transaction.atomic():
         plan = _Plan(db_now(), force, dry_run)
         for chunk in _chunks(ids):
+            found = list(
+                Delivery.objects.filter(pk__in=chunk).values_list(
+                    "pk", "event_id", "destination_id", "state", "order_key", "order_key_error"
+                )
+            )
+            keys = {pk: lanes.Key(key, problem) for pk, *_, key, problem in found}
             rows = {
                 pk: (event_id, destination_id, state)
-                for pk, event_id, destination_id, state in Delivery.objects.filter(
-                    pk__in=chunk
-                ).values_list("pk", "event_id", "destination_id", "state")
+                for pk, event_id, destination_id, state, *_ in found
             }
             event_ids = _unique(event_id for event_id, _, _ in rows.values())
             list(_locked(Event.objects.filter(pk__in=event_ids)).values_list("pk", flat=True))
@@ -395,7 +453,7 @@ def replay_deliveries(
                             f"{pending}, a delivery of {event_id} to '{name}', is still pending",
                         )
                         continue
-                plan.add(event_id, destination_id, pk)
+                plan.add(event_id, destination_id, pk, keys[pk])
         return plan.commit()
 
 
