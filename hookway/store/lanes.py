@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 
-from hookway.models import Delivery, DeliveryState, OnDead
+from hookway.models import Delivery, DeliveryState, Event, OnDead
 
 
 def in_turn(now: datetime) -> Q:
@@ -29,9 +29,17 @@ def in_turn(now: datetime) -> Q:
     lane = Delivery.objects.filter(
         destination_id=OuterRef("destination_id"), order_key=OuterRef("order_key")
     ).exclude(pk=OuterRef("pk"))
+    # The claimed delivery's received time, read inside the subqueries (by its event's
+    # primary key) rather than joined into the claim: the claim then never joins the
+    # events table, and a delivery of an unordered destination (the OR's first arm)
+    # never evaluates any of this. Joined, PostgreSQL hashed the whole events table on
+    # every claim.
+    received = Subquery(
+        Event.objects.filter(pk=OuterRef(OuterRef("event_id"))).values("received_at")
+    )
     ahead = lane.filter(
-        Q(event__received_at__lt=OuterRef("event__received_at"))
-        | Q(event__received_at=OuterRef("event__received_at"), event_id__lt=OuterRef("event_id"))
+        Q(event__received_at__lt=received)
+        | Q(event__received_at=received, event_id__lt=OuterRef("event_id"))
         | Q(event_id=OuterRef("event_id"), pk__lt=OuterRef("pk"))
     )
     replayed = Delivery.objects.filter(replay_of_id=OuterRef("pk"))

@@ -37,6 +37,7 @@ def form(**overrides: str) -> dict[str, str]:
         "circuit_failures": "5",
         "circuit_cooldown_seconds": "30",
         "disable_after_seconds": "432000",
+        "on_dead": "skip",  # the select always posts its choice
         **overrides,
     }
 
