@@ -18,7 +18,8 @@ from hookway.models import Source
 from hookway.store import apikeys
 from tests.e2e.cli_helpers import HOOKWAY, STREAM_ENV, cli_env, post, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# Once, in the SQLite run: a terminal's view of the command line, above the database.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.sqlite_only]
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 COLUMNS = 120

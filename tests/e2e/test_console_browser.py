@@ -20,7 +20,8 @@ from hookway.models import Destination, Route, Source
 from tests.browser import find_chromium
 from tests.receivers import Receiver, Reply
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# Once, in the SQLite run: the browser's view; the console's pages are tested on both databases.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.sqlite_only]
 
 ENV = {
     "HOOKWAY_RETRY_SCHEDULE": "0,0.2",

@@ -16,7 +16,8 @@ import pytest
 from hookway.console.examples import example_command, secret_variable
 from hookway.models import Source
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# Once, in the SQLite run: the printed commands against ingest, tested on both databases.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.sqlite_only]
 
 SECRETS = {
     "none": None,

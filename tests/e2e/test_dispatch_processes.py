@@ -97,9 +97,10 @@ def test_kill_9_mid_run_loses_nothing_and_duplicates_only_what_was_in_flight(rec
         copies = [r for r in slow.received() if r.webhook_id == webhook_id]
         assert len({r.body for r in copies}) == 1
         numbers = [int(r.headers["x-hookway-attempt"]) for r in copies]
-        assert numbers[0] == 1
         assert numbers == sorted(set(numbers)), "each copy is a later attempt"
-        # Every attempt between the copies the receiver got is recorded as failed.
+        # Every attempt before the one that succeeded is recorded as failed: those the
+        # receiver got, and any that failed before reaching it (a connect timeout on a
+        # loaded machine makes the receiver's first copy attempt 2).
         attempts = dict(
             Attempt.objects.filter(delivery_id=webhook_id).values_list("number", "outcome")
         )

@@ -25,7 +25,13 @@ from hookway.models import Event
 from tests.conftest import ROOT, free_port
 
 # The first run on a machine may install nginx (apt-get): more than the usual 120 s.
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
+# Once, in the SQLite run: the proxy in front; ingest and delivery are tested on both databases.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(600),
+    pytest.mark.sqlite_only,
+]
 
 SITE = ROOT / "deploy" / "nginx" / "hookway.conf"
 HOST = "hooks.example.com"

@@ -26,7 +26,8 @@ from bench.common import ASGI_SERVERS
 from hookway.models import Event
 from tests.conftest import ServerProcess, free_port, spawn
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# Once, in the SQLite run: the ASGI servers' layer; ingest and delivery are tested on both databases.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.sqlite_only]
 
 LIMIT = 1024  # the source's max_body_bytes
 # Below every server's own limits (granian, through hyper, answers more than 100 headers
