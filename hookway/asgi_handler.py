@@ -10,6 +10,10 @@ request body before any view or middleware runs, so the ingest handler looks the
 up from the path first and caps what it reads; past the limit (or at once, when
 Content-Length already says so) it ends the body for Django and flags the scope, and the
 view answers 413. A method other than POST reads no body at all (405).
+
+With the default ingest chain, a POST is then answered by ingest's direct path
+(hookway.ingest_direct: no Django request or response objects, the same answers);
+otherwise, and for every other method, by Django's request, the chain and the view.
 """
 
 from __future__ import annotations
