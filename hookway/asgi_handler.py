@@ -10,6 +10,10 @@ request body before any view or middleware runs, so the ingest handler looks the
 up from the path first and caps what it reads; past the limit (or at once, when
 Content-Length already says so) it ends the body for Django and flags the scope, and the
 view answers 413. A method other than POST reads no body at all (405).
+
+With the default ingest chain, a POST is then answered by ingest's direct path
+(hookway.ingest_direct: no Django request or response objects, the same answers);
+otherwise, and for every other method, by Django's request, the chain and the view.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from django.db import InterfaceError, OperationalError, close_old_connections, r
 from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.urls import ResolverMatch, set_script_prefix
+from django.utils.http import parse_header_parameters
 
-from hookway import conf, gate, proxy, timing, tracing
+from hookway import conf, gate, ingest_direct, proxy, timing, tracing
 from hookway.ingest.views import (
     BODY_TOO_LARGE,
     DEADLINE_KEY,
@@ -102,6 +107,23 @@ def header_problem(scope: Scope) -> str | None:
     size = sum(len(name) + len(value) for name, value in headers)
     if size > limits.max_header_bytes:
         return f"the headers total {size} bytes; at most {limits.max_header_bytes} are accepted"
+    return None
+
+
+def content_type_problem(scope: Scope) -> str | None:
+    """Why Django can't parse this request's Content-Type, or None. ``ASGIRequest``
+    raises ValueError for an RFC 2231 parameter in an unknown charset
+    (``charset*=bogus''x``), before any view could answer: refused here instead, on
+    both ingest paths, as a content type ingest can't take."""
+    values = [v for n, v in scope.get("headers", []) if n == b"content-type"]
+    # Only a value with parameters can fail; most webhooks send none.
+    if not values or not any(b";" in v for v in values):
+        return None
+    line = b",".join(values).decode("latin1")
+    try:
+        parse_header_parameters(line)
+    except ValueError as exc:
+        return f"content type {line[:100]!r} can't be parsed: {exc}; send application/json"
     return None
 
 
@@ -211,10 +233,16 @@ class IngestASGIHandler(ASGIHandler):
     found from the slug this handler already matched.
     """
 
-    def __init__(self, prefix: str = HOOKS_PREFIX) -> None:
+    def __init__(self, prefix: str = HOOKS_PREFIX, *, direct: bool = True) -> None:
         self.hook_path = hook_path(prefix)
         self.route = prefix + "{slug}"
         super().__init__()
+        # The direct path (hookway.ingest_direct) is what the default chain does, minus
+        # Django's request and response objects; a project's own chain runs on the
+        # Django path, which is the only one that can run middleware. ``direct=False``
+        # keeps every webhook on the Django path (the tests compare the two).
+        chain = getattr(settings, "HOOKWAY_INGEST_MIDDLEWARE", DEFAULT_INGEST_MIDDLEWARE)
+        self.direct = direct and list(chain) == DEFAULT_INGEST_MIDDLEWARE
 
     def load_middleware(self, is_async: bool = False) -> None:
         # BaseHandler builds its chain from settings.MIDDLEWARE; swap the list in only
@@ -268,7 +296,13 @@ class IngestASGIHandler(ASGIHandler):
         if match is not None:
             scope[SLUG_KEY] = match.group(1)
         if scope.get("method") == "POST" and match is not None:
+            problem = content_type_problem(scope)
+            if problem is not None:
+                await refuse(scope, send, 415, "unsupported_media_type", problem)
+                return 415
             receive = await self._cap_body(scope, receive, match.group(1))
+            if self.direct and ingest_direct.eligible(scope):
+                return await self._handle_direct(scope, receive, send, match.group(1))
         else:
             # Any other method is refused (405) before a byte of its body is read.
             receive = capped_receive(receive, scope, 0)
@@ -288,14 +322,54 @@ class IngestASGIHandler(ASGIHandler):
                 await self.send_response(error_response, send)
                 await close_response(error_response)
                 return error_response.status_code
-            return await self._respond(request, receive, send)
+            return await self._respond(lambda: self.run_get_response(request), receive, send)
         finally:
             body_file.close()
 
-    async def _respond(self, request: Any, receive: Receive, send: Send) -> int | None:
-        """Run the view and send its response, cancelling the view if the client
-        disconnects first (Django's ``handle`` does the same); return the status sent,
-        None if the client left first.
+    async def _handle_direct(
+        self, scope: Scope, receive: Receive, send: Send, slug: str
+    ) -> int | None:
+        """``_handle`` on the direct path: the same steps, with the body read into bytes
+        and the answer from hookway.ingest_direct instead of Django's request, chain
+        and response."""
+        try:
+            body = await ingest_direct.read_body(receive)
+        except RequestAborted:
+            return None
+        set_script_prefix(get_script_prefix(scope))
+        await send_request_signal(signals.request_started, self.__class__, scope=scope)
+        return await self._respond(lambda: ingest_direct.answer(scope, body, slug), receive, send)
+
+    async def _send_reply(self, reply: ingest_direct.Reply | HttpResponseBase, send: Send) -> None:
+        if isinstance(reply, HttpResponseBase):
+            await self.send_response(reply, send)
+            return
+        # What send_response sends for the JsonResponse the Reply stands for.
+        headers = [
+            (name.encode("ascii"), value.encode("latin1")) for name, value in reply.headers.items()
+        ]
+        await send({"type": "http.response.start", "status": reply.status_code, "headers": headers})
+        for part, last in self.chunk_bytes(reply.body):
+            await send({"type": "http.response.body", "body": part, "more_body": not last})
+
+    async def _close_reply(self, reply: ingest_direct.Reply | HttpResponseBase) -> None:
+        if isinstance(reply, HttpResponseBase):
+            # Django's internal, as run_get_response sets it: close_response sends
+            # request_finished from it. The stubs don't declare it.
+            reply._handler_class = self.__class__  # type: ignore[attr-defined]
+            await close_response(reply)
+        else:
+            await send_request_signal(signals.request_finished, self.__class__)
+
+    async def _respond(
+        self,
+        produce: Callable[[], Awaitable[ingest_direct.Reply | HttpResponseBase]],
+        receive: Receive,
+        send: Send,
+    ) -> int | None:
+        """Produce the answer (run the view, on either path) and send it, cancelling the
+        view if the client disconnects first (Django's ``handle`` does the same); return
+        the status sent, None if the client left first.
 
         Django runs the view in a task of its own beside the disconnect listener and
         waits for the first to finish; here the view runs in this task and the listener
@@ -318,13 +392,13 @@ class IngestASGIHandler(ASGIHandler):
                     this.cancel()
 
         listener = asyncio.create_task(listen())
-        response: HttpResponseBase | None = None
+        response: ingest_direct.Reply | HttpResponseBase | None = None
         try:
-            response = await self.run_get_response(request)
+            response = await produce()
             stage = "sending"
             # CancelledError: the client disconnected while the response was sent.
             with contextlib.suppress(asyncio.CancelledError):
-                await self.send_response(response, send)
+                await self._send_reply(response, send)
         except asyncio.CancelledError:
             if not aborted:
                 raise  # cancelled from outside (the server stopping): not ours to swallow
@@ -338,7 +412,7 @@ class IngestASGIHandler(ASGIHandler):
         if response is None:
             await send_request_signal(signals.request_finished, self.__class__)
             return None
-        await close_response(response)
+        await self._close_reply(response)
         return response.status_code
 
     async def _cap_body(self, scope: Scope, receive: Receive, slug: str) -> Receive:
@@ -399,9 +473,9 @@ class HookwayASGIHandler(ASGIHandler):
     handler, static files (hookway.static), and everything else (admin, health, echo)
     through Django's stock handler and full middleware stack."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, direct_ingest: bool = True) -> None:
         super().__init__()
-        self.ingest = IngestASGIHandler()
+        self.ingest = IngestASGIHandler(direct=direct_ingest)
         self.static = StaticFiles()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -26,10 +26,14 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import wraps
-from typing import Literal, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
 
 from asgiref.sync import SyncToAsync, async_to_sync, sync_to_async
+from django.core.handlers.exception import response_for_exception
 from django.db import InterfaceError, OperationalError, connection, connections
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+from django.utils.log import log_response
 
 from hookway import conf, outbox, timing, tracing
 from hookway.config import sync as config_sync
@@ -464,6 +468,24 @@ async def acall_receivers(
             receiver(signal=signal, sender=sender, **named)
 
     await sync_to_async(call, thread_sensitive=False)()
+
+
+async def aresponse_for_exception(request: HttpRequest, exc: Exception) -> HttpResponseBase:
+    """Django's answer to an exception a view raised (``response_for_exception``: the
+    500 page, the logged traceback, ``got_request_exception``), in a worker thread as
+    Django's async handler runs it. Await it inside the ``except`` block: asgiref
+    carries the exception being handled into the thread, where Django reads it."""
+    return await sync_to_async(response_for_exception, thread_sensitive=False)(request, exc)
+
+
+async def alog_response(request: HttpRequest, response: Any) -> None:
+    """Django's log line for an answer of 400 or more (``log_response`` to
+    ``django.request``; ``response`` has a ``status_code`` and a ``reason_phrase``), in
+    a worker thread as Django's async handler writes it."""
+    reason = response.reason_phrase
+    await sync_to_async(log_response, thread_sensitive=False)(
+        "%s: %s", reason, request.path, response=response, request=request
+    )
 
 
 async def async_sync_config(config: HookwayConfig) -> config_sync.SyncReport:

@@ -19,7 +19,7 @@ is kept: Hookway never records a value it could not check.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -110,7 +110,7 @@ def apply(scope: Scope, trusted: TrustedProxies) -> None:
         scope["scheme"] = protos[-1].lower()
 
 
-def client_ip(scope: Scope) -> str | None:
+def client_ip(scope: Mapping[str, Any]) -> str | None:
     """The client's IP address as the scope gives it (after ``apply``), or None when the
     server gives none or not an IP address (a Unix socket)."""
     client = scope.get("client")

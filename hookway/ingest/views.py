@@ -2,7 +2,14 @@
 
 The checks run in the order of the ingest contract's cost and meaning: method, source,
 size, content type, signature, body, event name; then one transaction. Any failure
-raises an IngestError which ``_error_response`` maps to the documented status.
+raises an IngestError which ``ingest`` maps to the documented status.
+
+``ingest`` is the one implementation, and it knows nothing of Django's request and
+response: it takes an ``IngestRequest`` (method, headers, content type, a body reader,
+the ASGI scope) and returns an ``Answer`` (status, JSON payload, headers). Two callers
+build those: ``receive_hook``, the Django view (from an ``HttpRequest``, answering with a
+``JsonResponse``), and the ASGI handler's direct path (hookway.ingest_direct), which
+builds them from the ASGI scope without a Django request at all.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ import json
 import logging
 import math
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
@@ -49,10 +58,48 @@ DEADLINE_KEY = "hookway.deadline"
 _UNSET = object()
 
 
-def _error_response(exc: IngestError) -> JsonResponse:
-    return JsonResponse(
-        {"error": exc.code, "detail": exc.detail}, status=exc.status, headers=exc.headers
-    )
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """What ingest reads from a webhook, whichever path received it. ``headers`` is
+    Django's ``HttpHeaders`` (case-insensitive, names as ``request.headers`` spells
+    them); ``content_type`` the media type lower-cased, without parameters
+    (``request.content_type``); ``content_length`` the header as sent, if any;
+    ``read(n)`` returns at most ``n`` bytes of the body; ``scope`` is the ASGI scope
+    ({} under WSGI)."""
+
+    method: str
+    headers: Mapping[str, str]
+    content_type: str
+    content_length: str | None
+    read: Callable[[int], bytes]
+    scope: Mapping[str, Any]
+
+    @classmethod
+    def from_django(cls, request: HttpRequest) -> IngestRequest:
+        return cls(
+            method=request.method or "",
+            headers=request.headers,
+            content_type=request.content_type or "",
+            content_length=request.META.get("CONTENT_LENGTH"),
+            read=request.read,
+            scope=getattr(request, "scope", {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Ingest's answer: a status, the JSON payload, and headers beyond Content-Type."""
+
+    status: int
+    payload: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def error(cls, exc: IngestError) -> Answer:
+        return cls(exc.status, {"error": exc.code, "detail": exc.detail}, exc.headers)
+
+    def json_response(self) -> JsonResponse:
+        return JsonResponse(self.payload, status=self.status, headers=self.headers)
 
 
 def _is_json(content_type: str) -> bool:
@@ -61,7 +108,7 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def _kept_headers(request: HttpRequest, secrets: list[str]) -> dict[str, str]:
+def _kept_headers(request: IngestRequest, secrets: list[str]) -> dict[str, str]:
     # Not kept (docs/ingest.md, "What is stored"): any header whose name says it carries
     # a credential or a signature (hookway.headers), and any whose value holds one of the
     # source's secrets.
@@ -108,14 +155,14 @@ def _parse_json(body: bytes) -> Any:
         raise MalformedBody(f"invalid JSON: {exc}") from None
 
 
-def _deadline(request: HttpRequest) -> float:
-    deadline = getattr(request, "scope", {}).get(DEADLINE_KEY)
+def _deadline(request: IngestRequest) -> float:
+    deadline = request.scope.get(DEADLINE_KEY)
     return float(deadline) if deadline is not None else gate.default_deadline()
 
 
-async def _source(request: HttpRequest, slug: str) -> SourceSpec:
+async def _source(request: IngestRequest, slug: str) -> SourceSpec:
     # The ASGI handler looks the source up before reading the body (to cap it); reuse it.
-    scope = getattr(request, "scope", {})
+    scope = request.scope
     failed = scope.get(SOURCE_LOOKUP_ERROR)
     if failed is not None:
         # With no source there was no limit to read the body up to, so the handler read
@@ -130,16 +177,16 @@ async def _source(request: HttpRequest, slug: str) -> SourceSpec:
     return source
 
 
-def _check_size(request: HttpRequest, source: SourceSpec) -> bytes:
+def _check_size(request: IngestRequest, source: SourceSpec) -> bytes:
     limit = source.max_body_bytes
 
     def too_large() -> BodyTooLarge:
         return BodyTooLarge(f"the body is larger than this source's limit of {limit} bytes")
 
-    if getattr(request, "scope", {}).get(BODY_TOO_LARGE):
+    if request.scope.get(BODY_TOO_LARGE):
         raise too_large()
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(request.content_length or 0)
     except ValueError:
         declared = 0
     if declared > limit:
@@ -153,7 +200,7 @@ def _check_size(request: HttpRequest, source: SourceSpec) -> bytes:
     return body
 
 
-async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
+async def _ingest(request: IngestRequest, slug: str) -> Answer:
     if request.method != "POST":
         raise MethodNotAllowed(f"{request.method} is not allowed here; send webhooks with POST")
     try:
@@ -162,7 +209,7 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
         raise _unavailable(exc) from None
     timing.label("source", source.slug)
     body = _check_size(request, source)
-    content_type = request.content_type or ""
+    content_type = request.content_type
     if not _is_json(content_type):
         raise UnsupportedContentType(
             f"content type {content_type or '(none)'!r} is not accepted; send application/json"
@@ -186,7 +233,7 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
         headers=_kept_headers(request, secrets),
         body=body,
         received_at=timezone.now(),
-        client_ip=proxy.client_ip(getattr(request, "scope", {})),
+        client_ip=proxy.client_ip(request.scope),
         traceparent=traceparent,
         tracestate=tracestate,
     )
@@ -200,7 +247,7 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
         raise UnstorableBody(str(exc)) from None
     timing.label("event_id", stored.id)
     if stored.duplicate:
-        return JsonResponse({"id": stored.id, "duplicate": True}, status=200)
+        return Answer(200, {"id": stored.id, "duplicate": True})
     if stored.deliveries:
         wakeup.notify()
     answer: dict[str, object] = {"id": stored.id, "deliveries": stored.deliveries}
@@ -217,7 +264,7 @@ async def _ingest(request: HttpRequest, slug: str) -> JsonResponse:
             )
         )
         answer["conflict_with"] = stored.conflict_with
-    return JsonResponse(answer, status=202)
+    return Answer(202, answer)
 
 
 def _missing_name_detail(scheme: VerifyScheme) -> str:
@@ -241,10 +288,18 @@ def _unavailable(exc: Exception) -> StoreUnavailable:
     )
 
 
-@csrf_exempt
-async def receive_hook(request: HttpRequest, slug: str) -> JsonResponse:
-    """Answer a webhook per the ingest contract: 202 stored, 200 duplicate, 4xx, or 503."""
+async def ingest(request: IngestRequest, slug: str) -> Answer:
+    """Answer a webhook per the ingest contract: 202 stored, 200 duplicate, 4xx, or 503.
+    Any other exception is a bug, left to the caller's handling of unexpected errors
+    (Django's ``response_for_exception``: 500 and a logged traceback)."""
     try:
         return await _ingest(request, slug)
     except IngestError as exc:
-        return _error_response(exc)
+        return Answer.error(exc)
+
+
+@csrf_exempt
+async def receive_hook(request: HttpRequest, slug: str) -> JsonResponse:
+    """The ingest view: ``ingest`` for a Django request."""
+    answer = await ingest(IngestRequest.from_django(request), slug)
+    return answer.json_response()

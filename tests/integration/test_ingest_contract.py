@@ -1,5 +1,9 @@
 """The ingest HTTP contract (docs: design.md, "Ingest HTTP contract"), row by row, through
-Hookway's real ASGI application in this process: handler, middleware, view, database."""
+Hookway's real ASGI application in this process: handler, middleware, view, database.
+
+Every test that uses ``client`` runs twice: on the direct path (hookway.ingest_direct,
+the default) and on the Django path (Django's request, the ingest middleware, the view,
+Django's response), which a customised HOOKWAY_INGEST_MIDDLEWARE takes."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from hookway import gate
-from hookway.asgi_handler import capped_receive
+from hookway.asgi_handler import HookwayASGIHandler, capped_receive
 from hookway.ingest.views import BODY_TOO_LARGE
 from hookway.models import Delivery, Destination, Event, Route
 from tests.integration.conftest import SECRETS
@@ -27,6 +31,18 @@ from tests.integration.conftest import SECRETS
 pytestmark = pytest.mark.django_db(transaction=True)
 
 JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(params=["direct", "django"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on Hookway's application, on one ingest path or the other."""
+    app = HookwayASGIHandler(direct_ingest=request.param == "direct")
+    assert app.ingest.direct is (request.param == "direct")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
 SIGNED_SCHEMES = [scheme for scheme, secret in SECRETS.items() if secret is not None]
 
 
