@@ -96,8 +96,11 @@ def test_kill_9_mid_run_loses_nothing_and_duplicates_only_what_was_in_flight(rec
     for webhook_id in duplicated:
         copies = [r for r in slow.received() if r.webhook_id == webhook_id]
         assert len({r.body for r in copies}) == 1
-        numbers = [int(r.headers["x-hookway-attempt"]) for r in copies]
-        assert numbers == sorted(set(numbers)), "each copy is a later attempt"
+        numbers = sorted(int(r.headers["x-hookway-attempt"]) for r in copies)
+        # Each copy is a different attempt, never one attempt sent twice. (Not
+        # necessarily in order: on a loaded machine an attempt can wait in the
+        # receiver's accept queue past its timeout and be read after its retry.)
+        assert len(numbers) == len(set(numbers)), numbers
         # Every attempt before the one that succeeded is recorded as failed: those the
         # receiver got, and any that failed before reaching it (a connect timeout on a
         # loaded machine makes the receiver's first copy attempt 2).
