@@ -88,7 +88,11 @@ test-postgres: install browser
 		echo "SKIPPED: PostgreSQL is not reachable at $(PG_TEST_URL); set PG_TEST_URL to test it"; \
 	fi
 
-test: lint typecheck test-sqlite test-postgres
+# The two runs side by side: the suite mostly waits on servers, receivers and sleeps (a
+# run uses about a quarter of a core), so together they take little longer than one.
+# Each run's output is printed whole when it ends.
+test: lint typecheck
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 # The benchmarks need wrk (Debian) and the peers' packages (uv group "bench").
 bench-install: install
