@@ -138,6 +138,23 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Po
         return subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def uvicorn_args(port: int) -> list[str]:
+    """The arguments after the interpreter that serve Hookway under uvicorn on ``port``,
+    lifespan on (the embedded dispatcher), as the end-to-end tests start it."""
+    return [
+        "-m",
+        "uvicorn",
+        "hookway.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "on",
+        "--no-access-log",
+    ]
+
+
 @pytest.fixture
 def start_server(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start Hookway under uvicorn (lifespan on); stopped at the end of the test."""
@@ -150,20 +167,7 @@ def start_server(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..
         port = port or free_port()
         log_path = tmp_path / f"server-{port}.log"
         env = {"HOOKWAY_ALLOW_PRIVATE_DESTINATIONS": "true", **(env or {})}
-        argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "hookway.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "on",
-            "--no-access-log",
-        ]
-        process = spawn(argv, env, log_path)
+        process = spawn([sys.executable, *uvicorn_args(port)], env, log_path)
         server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
         servers.append(server)
         deadline = time.monotonic() + ready_timeout

@@ -1,4 +1,5 @@
-"""Fixtures of the end-to-end suites: real dispatcher processes."""
+"""Fixtures of the end-to-end suites: real dispatcher processes, and any other process
+a test starts."""
 
 from __future__ import annotations
 
@@ -40,3 +41,20 @@ def dispatchers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes
 
 def log_of(process: subprocess.Popen[bytes]) -> str:
     return Path(process.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def processes() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start a process (argv, environment, log file); killed at the end of the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        process = spawn(argv, env, log)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

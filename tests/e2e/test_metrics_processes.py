@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port, spawn
+from tests.conftest import free_port
 from tests.metricstext import Samples, names, parse, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -45,22 +45,6 @@ def config(tmp_path: Path, url: str) -> Path:
         '[[routes]]\nsource = "inbox"\ndestination = "sink"\n'
     )
     return path
-
-
-@pytest.fixture
-def processes() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-        process = spawn(argv, env, log)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def gunicorn(port: int) -> list[str]:

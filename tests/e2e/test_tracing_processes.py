@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from hookway.models import Destination, Route, Source
-from tests.conftest import free_port, spawn
+from tests.conftest import free_port, uvicorn_args
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -36,37 +36,6 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest.fixture
-def processes() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-        process = spawn(argv, env, log)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def uvicorn(port: int) -> list[str]:
-    return [
-        "-m",
-        "uvicorn",
-        "hookway.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "on",
-        "--no-access-log",
-    ]
 
 
 def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -119,7 +88,7 @@ def test_web_and_dispatcher_processes_export_one_trace(
     base = f"http://127.0.0.1:{port}"
     web_log = tmp_path / "web.log"
     web = processes(
-        [sys.executable, *uvicorn(port)],
+        [sys.executable, *uvicorn_args(port)],
         {**ENV, **otel, "HOOKWAY_EMBEDDED_DISPATCHER": "false", "OTEL_SERVICE_NAME": "hookway-web"},
         web_log,
     )
@@ -170,7 +139,7 @@ def test_with_no_tracer_provider_the_senders_traceparent_is_passed_on(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "web.log"
-    web = processes([sys.executable, *uvicorn(port)], ENV, log)
+    web = processes([sys.executable, *uvicorn_args(port)], ENV, log)
     wait_until_up(base, web, log)
     json_type = {"Content-Type": "application/json"}
     headers = {**json_type, "traceparent": TRACEPARENT, "tracestate": "congo=t61rcWkgMzE"}
@@ -202,7 +171,7 @@ def test_without_opentelemetry_installed_hookway_serves_and_delivers(
         "import hookway.tracing; assert not hookway.tracing.ENABLED; "
         "import uvicorn; sys.argv[0] = 'uvicorn'; uvicorn.main()"
     )
-    web = processes([sys.executable, "-c", no_otel, *uvicorn(port)[2:]], ENV, log)
+    web = processes([sys.executable, "-c", no_otel, *uvicorn_args(port)[2:]], ENV, log)
     wait_until_up(base, web, log)
     answer = httpx.post(
         base + "/hooks/traced",
