@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ _monitor: MonitorTask | None = None
 _process_metrics: ProcessMetricsTask | None = None
 # Stops of background tasks started on demand (the API's stream watcher), run at shutdown.
 _on_shutdown: dict[Callable[[], Awaitable[None]], None] = {}
+_heap_frozen = False
 
 
 def on_shutdown(stop: Callable[[], Awaitable[None]]) -> None:
@@ -186,6 +188,23 @@ async def startup() -> None:
     if conf.get().embedded_dispatcher and _embedded is None:
         _embedded = EmbeddedDispatcher()
         _embedded.start()
+    freeze_startup_heap()
+
+
+def freeze_startup_heap() -> None:
+    """Move what startup left alive (Django's setup, the URLconf, the config, the imported
+    modules: hundreds of thousands of objects that live as long as the process) out of the
+    cyclic garbage collector's reach, once per process. Its full collections then walk only
+    what requests create, instead of pausing the event loop to re-walk the whole heap;
+    measured -13 % CPU per webhook and p99 88 -> 38 ms at 64 connections
+    (bench/results/ingest_gcfreeze_probe.md). Garbage is collected first, so nothing
+    already dead is kept; reference counting still frees frozen objects that are released."""
+    global _heap_frozen
+    if _heap_frozen:
+        return
+    _heap_frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 async def shutdown() -> None:
