@@ -105,6 +105,36 @@ class Round:
     lag: dict[str, float]
     delivered_per_s: float
     backlog_grew: int  # acked minus delivered during the fixed-rate window
+    sched: Sched
+
+
+@dataclass
+class Sched:
+    """Where the CPU went during the fixed-rate window (Linux scheduler statistics)."""
+
+    loop_on_cpu: float  # share of the window the loop's thread ran
+    loop_waiting: float  # share it was runnable but waited for a core (other work ran)
+    machine_busy: float  # share of both cores busy, every process counted
+
+
+def _thread_sched(pid: int) -> tuple[float, float]:
+    """The main (event-loop) thread's time on a CPU and time runnable but waiting for
+    one, in seconds (/proc/PID/task/PID/schedstat)."""
+    try:
+        run, wait, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    return int(run) / 1e9, int(wait) / 1e9
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 class Hookway:
@@ -182,16 +212,27 @@ def one_round(
         hw.wrk(warmup, lua)
         before = receiver.stats()["count"]
         _lag(hw.base, reset=True)
+        run0, wait0 = _thread_sched(hw.server.pid)
+        busy0, total0 = _machine_cpu()
         fixed = hw.wrk(duration, lua)
+        run1, wait1 = _thread_sched(hw.server.pid)
+        busy1, total1 = _machine_cpu()
         lag = _lag(hw.base)
         delivered = receiver.stats()["count"] - before
+    sched = Sched(
+        (run1 - run0) / fixed.duration_s,
+        (wait1 - wait0) / fixed.duration_s,
+        (busy1 - busy0) / (total1 - total0) if total1 > total0 else float("nan"),
+    )
     print(
         f"   round {n}: saturated {saturated.rps:7.0f} req/s (lag p99 "
         f"{saturated_lag.get('p99_ms', float('nan')):.1f} ms); fixed {target:7.0f} req/s -> "
         f"{fixed.rps:7.0f} req/s, p99 {fixed.p99_ms:.1f} ms, lag p50 "
         f"{lag.get('p50_ms', float('nan')):.1f} p99 {lag.get('p99_ms', float('nan')):.1f} "
         f"max {lag.get('max_ms', float('nan')):.1f} ms, {delivered / fixed.duration_s:.0f} "
-        f"deliveries/s, load {common.load_average()}",
+        f"deliveries/s, loop thread on a CPU {100 * sched.loop_on_cpu:.0f} % and waiting "
+        f"for one {100 * sched.loop_waiting:.0f} %, machine busy "
+        f"{100 * sched.machine_busy:.0f} %, load {common.load_average()}",
         flush=True,
     )
     return Round(
@@ -202,6 +243,7 @@ def one_round(
         lag,
         delivered / fixed.duration_s,
         fixed.ok - delivered,
+        sched,
     )
 
 
@@ -232,6 +274,9 @@ def _result(results: list[Round], warmup: float, duration: float) -> common.Resu
             r.lag.get("p99_ms", nan),
             r.lag.get("max_ms", nan),
             r.delivered_per_s,
+            100 * r.sched.loop_on_cpu,
+            100 * r.sched.loop_waiting,
+            100 * r.sched.machine_busy,
             r.fixed.non_2xx + r.fixed.socket_errors,
         ]
         for i, r in enumerate(results, 1)
@@ -268,6 +313,11 @@ def _result(results: list[Round], warmup: float, duration: float) -> common.Resu
         "Client latency under the fixed rate is measured from when wrk sent each request, "
         "not from its scheduled time (the backlog of a late schedule is not counted).",
         "Deliveries/s: webhooks the receiver got during the fixed-rate window.",
+        "CPU, over the fixed-rate window, from Linux's scheduler statistics: the share of "
+        "the time the event loop's thread ran, the share it was ready to run but waited "
+        "for a core (wrk, the receiver and Hookway's own writer thread share this "
+        "machine's two), and how busy both cores were. A timer that fires late while the "
+        "loop's thread waits for a core is lag the machine adds, not a blocking call.",
     ]
     return common.Result(
         title="Event-loop lag at 80 % of the maximum ingest rate, dispatcher delivering",
@@ -283,6 +333,9 @@ def _result(results: list[Round], warmup: float, duration: float) -> common.Resu
             "lag p99 ms",
             "lag max ms",
             "deliveries/s",
+            "loop thread on a CPU %",
+            "loop thread waiting for a CPU %",
+            "machine CPU busy %",
             "errors",
         ],
         rows=rows,

@@ -69,6 +69,7 @@ class Command(BaseCommand):
         from hookway.metrics import server as metrics_server
         from hookway.runtime import (
             apply_config_file,
+            freeze_startup_heap,
             start_loop_monitor,
             start_observing,
             stop_loop_monitor,
@@ -86,6 +87,7 @@ class Command(BaseCommand):
             self.stdout.write(f"metrics on http://{host}:{port}/metrics")
         start_loop_monitor()
         start_observing()
+        freeze_startup_heap()
         config = DispatcherConfig.from_settings(
             concurrency=options["concurrency"],
             until_empty=options["until_empty"],
