@@ -77,6 +77,10 @@ def run(quick: bool) -> common.Result:
     work = common.tempdir("prune")
     db = work / "db.sqlite3"
     shutil.copy(cached, db)
+    # The copy's gigabytes would otherwise reach the disk during the idle rounds, slowing
+    # ingest's fsyncs: a baseline no quiet server has.
+    with db.open("rb+") as copied:
+        os.fsync(copied.fileno())
     before = _count(db)
     env = {
         "DATABASE_URL": f"sqlite:///{db}",
@@ -176,16 +180,15 @@ def run(quick: bool) -> common.Result:
             "Ingest keeps adding events while the prune runs (recent ones, not prunable), "
             "so the database the last rounds write to is bigger than the first's: the "
             "idle rounds after the prune measure ingest on that grown database alone. "
-            "The goal is judged against the idle rounds before (the lower figure).",
+            "The goal is judged against the lower of the two idle figures.",
         ],
         targets=[
             common.Target(
                 goal="ingest p99 while pruning <= 2x idle",
-                measured=f"{during_p99:.1f} ms vs {idle_p99:.1f} ms idle before "
-                f"({common.ratio(during_p99, idle_p99)}; worst round {worst:.1f} ms); "
-                f"idle after, on the grown database: {after_p99:.1f} ms "
-                f"({common.ratio(during_p99, after_p99)})",
-                met=during_p99 <= 2 * idle_p99,
+                measured=f"{during_p99:.1f} ms while pruning (worst round {worst:.1f} ms) vs "
+                f"idle {idle_p99:.1f} ms before and {after_p99:.1f} ms after, on the grown "
+                f"database: {common.ratio(during_p99, min(idle_p99, after_p99))} the lower",
+                met=during_p99 <= 2 * min(idle_p99, after_p99),
             )
         ],
     )
