@@ -183,12 +183,25 @@ async def startup() -> None:
     """ASGI lifespan startup: apply the config file, start the embedded dispatcher."""
     global _embedded
     await apply_config_file()
+    load_urlconf()
+    # Before anything watches the loop: the collection takes a while (hundreds of ms on a
+    # busy machine) and would read as a blocked loop.
+    freeze_startup_heap()
     start_loop_monitor()
     start_observing()
     if conf.get().embedded_dispatcher and _embedded is None:
         _embedded = EmbeddedDispatcher()
         _embedded.start()
-    freeze_startup_heap()
+
+
+def load_urlconf() -> None:
+    """Import the URLconf and everything it includes (the API's schemas, the console) now,
+    not in the first request, where it held the event loop for most of a second."""
+    from django.urls import get_resolver
+
+    resolver = get_resolver()
+    resolver.url_patterns  # noqa: B018 - the property imports the modules
+    resolver.reverse_dict  # noqa: B018 - and this one builds the lookup tables
 
 
 def freeze_startup_heap() -> None:

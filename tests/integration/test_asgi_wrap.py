@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import clear_url_caches, get_resolver
 
 from hookway import asgi, conf, runtime
 from hookway.models import Event
@@ -73,6 +74,8 @@ async def test_the_lifespan_runs_hookways_startup_and_shutdown(settings, monkeyp
     settings.HOOKWAY = dataclasses.replace(settings.HOOKWAY, embedded_dispatcher=False)
     gc.unfreeze()
     monkeypatch.setattr(runtime, "_heap_frozen", False)
+    clear_url_caches()
+    assert not get_resolver()._populated
     app = asgi.wrap(HostApp())
     messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[dict[str, Any]] = []
@@ -87,3 +90,5 @@ async def test_the_lifespan_runs_hookways_startup_and_shutdown(settings, monkeyp
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     # What startup left alive is out of the cyclic collector's reach (runtime.freeze_startup_heap).
     assert gc.get_freeze_count() > 10_000
+    # The URLconf is loaded at startup, not in the first request on the loop.
+    assert get_resolver()._populated

@@ -77,6 +77,7 @@ class Command(BaseCommand):
         )
 
         await apply_config_file()
+        freeze_startup_heap()  # before the loop is watched: the collection takes a while
         endpoint = None
         if options["metrics_address"] is not None:
             host, port = options["metrics_address"]
@@ -87,7 +88,6 @@ class Command(BaseCommand):
             self.stdout.write(f"metrics on http://{host}:{port}/metrics")
         start_loop_monitor()
         start_observing()
-        freeze_startup_heap()
         config = DispatcherConfig.from_settings(
             concurrency=options["concurrency"],
             until_empty=options["until_empty"],
