@@ -20,23 +20,23 @@ FAST_ENV = {
 
 
 @pytest.fixture
-def dispatchers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
+def dispatchers(
+    tmp_path: Path, processes: Callable[..., subprocess.Popen[bytes]]
+) -> Callable[..., subprocess.Popen[bytes]]:
+    """Start a ``manage.py dispatch`` with FAST_ENV; killed at the end of the test."""
+    count = 0
 
     def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = tmp_path / f"dispatch-{len(started)}.log"
-        process = spawn(
+        nonlocal count
+        log = tmp_path / f"dispatch-{count}.log"
+        count += 1
+        process = processes(
             [sys.executable, "manage.py", "dispatch", *args], {**FAST_ENV, **(env or {})}, log
         )
         process.log_path = log  # type: ignore[attr-defined]
-        started.append(process)
         return process
 
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    return start
 
 
 def log_of(process: subprocess.Popen[bytes]) -> str:
