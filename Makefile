@@ -12,6 +12,11 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/hookway
 
 export UV_PYTHON_DOWNLOADS := never
 
+# Each test run spreads over one pytest-xdist worker per core (WORKERS= for one process):
+# its tests wait on servers and receivers much of the time, and a worker takes the next
+# test when it is free (worksteal), so one slow file doesn't hold the run's end.
+WORKERS ?= -n auto --dist worksteal
+
 .PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-install bench-smoke drill superuser api-key browser screenshots
 
 help:
@@ -21,10 +26,14 @@ help:
 	@echo "make screenshots  the console's pages, seeded, into docs/console/ (docs/console.md)"
 	@echo "make drill  fault drill: load while killing processes and breaking the database (docs/operations.md)"
 
+# Bytecode compiled once here, not by every process at start (uv installs without it, and
+# with PYTHONDONTWRITEBYTECODE set Python never caches its own): a server starts on about
+# half the CPU, which the test suite, starting hundreds of them, feels most.
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 		{ echo "installing uv with pip"; python3 -m pip install --user --quiet uv; }
-	@$(UV) sync --frozen --inexact --quiet
+	@$(UV) sync --frozen --inexact --quiet --compile-bytecode
+	@$(UV) run --frozen --no-sync python -m compileall -q -j 0 hookway >/dev/null
 
 # The demo (and its admin login) may use Hookway's development SECRET_KEY when none is set;
 # anything else refuses to start without one (docs/configuration.md).
@@ -77,20 +86,18 @@ browser:
 		echo "chromium is missing: sudo apt-get install chromium (the console's browser tests skip without it)"; }
 
 test-sqlite: install browser
-	env -u DATABASE_URL $(RUN) pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no tests selected
+	env -u DATABASE_URL $(RUN) pytest $(WORKERS) $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no tests selected
 
 test-postgres: install browser
 	@if $(RUN) python -c "import psycopg; psycopg.connect('$(PG_TEST_URL)'.rsplit('/', 1)[0] + '/postgres', connect_timeout=3).close()" 2>/dev/null; then \
-		DATABASE_URL=$(PG_TEST_URL) $(RUN) pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]; \
+		DATABASE_URL=$(PG_TEST_URL) $(RUN) pytest $(WORKERS) $(PYTEST_ARGS) || [ $$? -eq 5 ]; \
 	elif [ -n "$$CI" ]; then \
 		echo "PostgreSQL is not reachable at $(PG_TEST_URL): CI must test it"; exit 1; \
 	else \
 		echo "SKIPPED: PostgreSQL is not reachable at $(PG_TEST_URL); set PG_TEST_URL to test it"; \
 	fi
 
-# The two runs side by side: the suite mostly waits on servers, receivers and sleeps (a
-# run uses about a quarter of a core), so together they take little longer than one.
-# Each run's output is printed whole when it ends.
+# The two runs side by side, each printed whole when it ends.
 test: lint typecheck
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 

@@ -190,7 +190,7 @@ class AsgiServer:
             "daphne": ["daphne", "-b", HOST, "-p", str(port), "--access-log", os.devnull, app],
             "granian": [
                 "granian", "--interface", "asgi", "--host", HOST, "--port", str(port),
-                "--workers", str(workers), app,
+                "--workers", str(workers), "--workers-kill-timeout", "35", app,
             ],
         }[self.name]  # fmt: skip
         return [PYTHON, "-m", *argv]

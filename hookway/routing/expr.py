@@ -24,9 +24,10 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cel
+if TYPE_CHECKING:
+    import cel
 
 from hookway.routing.errors import EvalError, RuleError
 
@@ -200,6 +201,11 @@ def check(text: str) -> Expression:
 def compile_expression(text: str) -> Expression:
     """The compiled expression for ``text`` (cached per process: routes share it and a
     route cache refresh compiles nothing); raises RuleError for one that can't be used."""
+    # Imported on first use: the package's __init__ loads its command line too
+    # (prompt_toolkit), ~0.6 s of CPU that every process without a CEL rule would pay at
+    # start (tests/unit/test_startup_imports.py pins that a server starts without it).
+    import cel
+
     try:
         program = cel.compile(text)
     except ValueError as exc:

@@ -20,6 +20,7 @@ import contextlib
 import os
 import re
 import shlex
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -255,9 +256,21 @@ def serve_briefly(command: str, world: World) -> None:
             host = "127.0.0.1"
             wait_up(f"http://{host}:{port}/healthz", process)  # type: ignore[arg-type]
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 15)
-            process.wait(timeout=30)
+        stop_group(process, log)
+
+
+def stop_group(process: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM the command's process group; it must be gone within a minute (the longest
+    documented stop is granian's 35 s worker kill timeout), else it is killed and fails."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise AssertionError(f"still running 60 s after SIGTERM:\n{log.read_text()}") from None
 
 
 def run_block(block: Block, world: World) -> None:

@@ -372,6 +372,7 @@ async def test_a_gitlab_system_hook_without_a_name_is_400_and_stored_nowhere(cli
         (json.dumps({"type": "push\r\nX-Evil: 1"}).encode(), {}),
         (event_body(), {"Idempotency-Key": "k" * 256}),
     ],
+    ids=["name-too-long", "name-with-crlf", "key-too-long"],
 )
 async def test_invalid_event_name_or_delivery_id_is_400(client, source, body, headers):
     await source("demo")

@@ -54,6 +54,7 @@ def dashboard_queries() -> list[str]:
 def exported_names() -> set[str]:
     """Every sample name Hookway's /metrics can carry: each metric given a value."""
     registry.webhook_received("names-check", 202, 0.01)
+    registry.flush()  # ingest's counts reach prometheus-client only when flushed
     for outcome in ("succeeded", "dead", "retry"):
         registry.attempt_recorded("names-check", 0.1, outcome)
     registry.loop_lagged(0.001)

@@ -1,0 +1,39 @@
+"""What a Hookway process imports to start: every server, dispatcher and management
+command pays it in CPU before doing anything (and the test suite pays it hundreds of
+times), so a heavy module nobody needs at start stays out."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+STARTUP = (
+    "import sys, django\n"
+    "django.setup()\n"
+    "from hookway import runtime\n"
+    "runtime.load_urlconf()\n"
+    "import hookway.asgi, hookway.gate, hookway.dispatch.dispatcher\n"
+    "print('cel at start', 'cel' in sys.modules)\n"
+    "from hookway.routing import expr\n"
+    "rule = expr.compile_expression('payload.amount >= 100')\n"
+    "print('cel after a rule', 'cel' in sys.modules)\n"
+    "print('evaluates', expr.evaluate(rule, {'payload': {'amount': 150}}))\n"
+)
+
+
+def test_a_server_starts_without_cel_and_loads_it_for_the_first_rule() -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
+        "HOOKWAY_DEMO": "true",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", STARTUP], capture_output=True, text=True, timeout=60, env=env
+    )
+
+    assert done.returncode == 0, done.stderr
+    # The package's __init__ imports its command line (prompt_toolkit): ~0.6 s of CPU.
+    assert "cel at start False" in done.stdout, done.stdout
+    assert "cel after a rule True" in done.stdout, done.stdout
+    assert "evaluates True" in done.stdout, done.stdout
