@@ -140,7 +140,9 @@ async def test_two_keys_arrive_in_order_within_each_and_in_parallel_across_them(
     requests = by_arrival(target)
     a_first = next(r for r in requests if tag(r) == ("a", 0))
     b_all = [r for r in requests if tag(r)[0] == "b"]
-    assert all(a_first.at < r.at < a_first.answered_at for r in b_all)
+    # a0 and b0 are sent together, so either may arrive first; every b arrived before a0
+    # was answered.
+    assert all(r.at < a_first.answered_at for r in b_all)
     # One at a time within a key, two at once across keys.
     for customer in ("a", "b"):
         assert not overlapped([r for r in requests if tag(r)[0] == customer])
