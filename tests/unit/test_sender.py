@@ -471,7 +471,8 @@ async def test_a_private_address_is_refused_by_the_default_guard_without_sending
 class LocalServer:
     """An HTTP/1.1 server on 127.0.0.1 that answers every request with 200 "ok"."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_headers: bytes = b"") -> None:
+        self.extra_headers = extra_headers
         self.received: list[bytes] = []
         self.connections = 0
         self.port = 0
@@ -487,7 +488,11 @@ class LocalServer:
                 if name.strip().lower() == b"content-length":
                     length = int(value)
             self.received.append(head + await reader.readexactly(length))
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n"
+                + self.extra_headers
+                + b"\r\nok"
+            )
             await writer.drain()
         finally:
             writer.close()
@@ -514,6 +519,19 @@ async def test_real_local_server_is_reached_when_private_addresses_are_allowed()
     assert len(server.received) == 1
     assert server.received[0].startswith(b"POST /in HTTP/1.1\r\n")
     assert server.received[0].endswith(b"\r\n\r\n" + BINARY_BODY)
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+async def test_a_cookie_set_by_a_receiver_is_neither_kept_nor_sent_again(kind):
+    cookie = b"Set-Cookie: session=s3cr3t; Path=/\r\n"
+    async with LocalServer(cookie) as server, make_client(kind=kind) as client:
+        url = f"http://127.0.0.1:{server.port}/in"
+        for _ in range(2):
+            result = await send(client, Guard(allow_private=True), make_delivery(url=url))
+            assert result.outcome == "success"
+        assert len(client.cookies) == 0
+    assert len(server.received) == 2
+    assert b"cookie" not in server.received[1].split(b"\r\n\r\n")[0].lower()
 
 
 async def test_real_local_server_is_never_contacted_when_private_addresses_are_refused():
