@@ -353,9 +353,13 @@ def test_a_change_creates_one_notification_delivery_to_each_notification_destina
     assert Delivery.objects.filter(destination=ops).count() == 1
 
 
-def test_a_rate_limit_hands_out_slots_an_interval_apart_across_claims(target):
+def test_a_rate_limit_hands_out_slots_an_interval_apart_across_claims(target, monkeypatch):
     Destination.objects.filter(pk=target.pk).update(rate_limit="10/s", concurrency=100)
     waiting(target, 30)
+    # The store's clock stands still, so the next slot is 0.1 s away however long the
+    # claims below take on a busy machine.
+    frozen = deliveries.db_now()
+    monkeypatch.setattr(deliveries, "db_now", lambda: frozen)
 
     first = deliveries.claim_due("worker-1", 100, LEASE)
     # Slots 0, 0.1, 0.2, …: those within the horizon.
