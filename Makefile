@@ -13,8 +13,8 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/hookway
 export UV_PYTHON_DOWNLOADS := never
 
 # Each test run spreads over one pytest-xdist worker per core (WORKERS= for one process):
-# its tests wait on servers and receivers much of the time, and a worker takes the next
-# test when it is free (worksteal), so one slow file doesn't hold the run's end.
+# the servers and commands its tests start keep the cores busy, and a worker takes the
+# next test when it is free (worksteal), so one slow file doesn't hold the run's end.
 WORKERS ?= -n auto --dist worksteal
 
 .PHONY: help install run test lint typecheck test-sqlite test-postgres bench bench-install bench-smoke drill superuser api-key browser screenshots

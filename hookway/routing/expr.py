@@ -202,8 +202,9 @@ def compile_expression(text: str) -> Expression:
     """The compiled expression for ``text`` (cached per process: routes share it and a
     route cache refresh compiles nothing); raises RuleError for one that can't be used."""
     # Imported on first use: the package's __init__ loads its command line too
-    # (prompt_toolkit), ~0.6 s of CPU that every process without a CEL rule would pay at
-    # start (tests/unit/test_startup_imports.py pins that a server starts without it).
+    # (prompt_toolkit), ~0.12 s of CPU with compiled bytecode (~0.25 s without) that every
+    # process without a CEL rule would pay at start (tests/unit/test_startup_imports.py
+    # pins that a server starts without it).
     import cel
 
     try:
