@@ -69,7 +69,6 @@ VERSIONED_PACKAGES = (
     "twisted",
     "granian",
     "httpx",
-    "httpx-aiohttp",
     "aiohttp",
     "celery",
     "redis",

@@ -1,6 +1,6 @@
 """HTTP client (issue 4, benchmark 5): the dispatcher's throughput with httpx's own
-transport (httpcore) vs the aiohttp-based one (httpx-aiohttp), at 200 deliveries in
-flight, side by side in the same run.
+transport (httpcore) vs aiohttp's client (the default), at 200 deliveries in flight,
+side by side in the same run.
 
 The same database (a copy of one template holding N pending deliveries) is drained by one
 ``manage.py dispatch --until-empty --concurrency 200`` process per run, with

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-import httpx
 from django.db import DatabaseError
 
 from hookway import conf, gate, wakeup
@@ -54,7 +53,7 @@ from hookway.outbound import (
     OutboundDelivery,
     Settlement,
 )
-from hookway.send.client import make_client
+from hookway.send.client import Client, make_client
 from hookway.send.guard import Guard
 from hookway.send.transport import Transports
 
@@ -170,7 +169,7 @@ class Dispatcher:
         self,
         config: DispatcherConfig,
         *,
-        client: httpx.AsyncClient | None = None,
+        client: Client | None = None,
         guard: Guard | None = None,
         worker_id: str | None = None,
     ):

@@ -91,7 +91,9 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def _root_message(chain: list[BaseException]) -> str:
     for exc in reversed(chain):
-        text = str(exc)
+        # aiohttp's protocol errors carry their text in ``message`` (str() adds a code
+        # and line breaks).
+        text = " ".join(str(getattr(exc, "message", None) or exc).split())
         if text:
             return text
     return type(chain[0]).__name__
@@ -116,6 +118,8 @@ def classify(exc: BaseException, phase: str) -> DeliveryError:
     for e in chain:
         # Without an OS error underneath: the peer closed the connection cleanly, or
         # sent something that isn't HTTP.
+        if type(e).__name__ == "ClientResponseError":  # aiohttp's "not valid HTTP"
+            return ConnectionReset(f"invalid HTTP from the receiver while {phase}: {detail}")
         if isinstance(e, httpx.RemoteProtocolError) or type(e).__name__ in (
             "ServerDisconnectedError",
             "ClientPayloadError",

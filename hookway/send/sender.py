@@ -21,19 +21,18 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from django.utils import timezone
 
 from hookway.headers import is_hop_by_hop, is_reserved
 from hookway.outbound import AttemptResult, ErrorKind, OutboundDelivery, Outcome
 from hookway.secrets import decode_whsec
 from hookway.send import signing
-from hookway.send.errors import DeliveryError, InvalidDestination, TimedOut, classify
+from hookway.send.client import RESPONSE_BODY_LIMIT, Client, Phase, Reply
+from hookway.send.errors import DeliveryError, InvalidDestination, TimedOut
 from hookway.send.guard import Guard
 
-__all__ = ["AttemptResult", "OutboundDelivery", "send"]
+__all__ = ["RESPONSE_BODY_LIMIT", "AttemptResult", "OutboundDelivery", "send"]
 
-RESPONSE_BODY_LIMIT = 20 * 1024
 # 429 and these 5xx mean "later", and may say when in Retry-After.
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -108,86 +107,49 @@ def _clean_text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
-async def _pinned_request(
-    client: httpx.AsyncClient, guard: Guard, delivery: OutboundDelivery, headers: dict[str, str]
-) -> httpx.Request:
-    parts = urlsplit(delivery.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidDestination(f"can't send to {delivery.url!r}: not an http(s) URL")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise InvalidDestination(f"can't send to {delivery.url!r}: bad port") from None
-    ip = await guard.resolve(parts.hostname, port)
-    host = f"[{ip}]" if isinstance(ip, ipaddress.IPv6Address) else str(ip)
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    userinfo, _, host_header = parts.netloc.rpartition("@")
-    if not host_header.isascii():  # an internationalised name goes out as punycode
-        host_header = parts.hostname.encode("idna").decode("ascii")
-        host_header += f":{parts.port}" if parts.port else ""
-    headers["Host"] = host_header
-    explicit_auth = any(name.lower() == "authorization" for name in headers)
-    if userinfo and not explicit_auth:  # kept so httpx sends it as Basic auth, as unpinned
-        netloc = f"{userinfo}@{netloc}"
-    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
-    return client.build_request(
-        "POST",
-        pinned,
-        content=delivery.body,
-        # httpx encodes str header values as ASCII and raises on anything else; event
-        # names may be any Unicode, so send UTF-8.
-        headers={name.encode(): value.encode() for name, value in headers.items()},
-        timeout=delivery.timeout,
-        extensions=extensions,
-    )
-
-
-class _Phase:
-    """Where the attempt is, for the message when its deadline passes."""
-
-    def __init__(self) -> None:
-        self.name = "resolving the host name"
-
-
 async def _exchange(
-    client: httpx.AsyncClient,
+    client: Client,
     guard: Guard,
     delivery: OutboundDelivery,
     headers: dict[str, str],
-    phase: _Phase,
-) -> tuple[httpx.Response, bytes]:
+    phase: Phase,
+) -> Reply:
+    """Resolve the destination through the guard, then POST to the address it allowed
+    (pinned: the name is not resolved again), with the name in Host and for TLS."""
     if delivery.problem:
         raise InvalidDestination(f"not sent: {delivery.problem}")
-    request = await _pinned_request(client, guard, delivery, headers)
+    parts = urlsplit(delivery.url)
+    # SplitResult parses the netloc again on every read of hostname or port: read once.
+    hostname = parts.hostname
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise InvalidDestination(f"can't send to {delivery.url!r}: not an http(s) URL")
+    try:
+        given_port = parts.port
+    except ValueError:
+        raise InvalidDestination(f"can't send to {delivery.url!r}: bad port") from None
+    ip = await guard.resolve(hostname, given_port or (443 if parts.scheme == "https" else 80))
+    host = f"[{ip}]" if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+    netloc = f"{host}:{given_port}" if given_port else host
+    userinfo, _, host_header = parts.netloc.rpartition("@")
+    if not host_header.isascii():  # an internationalised name goes out as punycode
+        host_header = hostname.encode("idna").decode("ascii")
+        host_header += f":{given_port}" if given_port else ""
+    headers["Host"] = host_header
+    explicit_auth = any(name.lower() == "authorization" for name in headers)
+    if userinfo and not explicit_auth:  # kept so it goes out as Basic auth, as unpinned
+        netloc = f"{userinfo}@{netloc}"
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
     phase.name = "connecting and waiting for the response headers"
-    try:
-        response = await client.send(request, stream=True)
-    except httpx.TransportError as exc:
-        raise classify(exc, phase.name) from None
-    except OSError as exc:
-        raise classify(exc, phase.name) from None
-    phase.name = "reading the response body"
-    body = bytearray()
-    try:
-        # Decoded (gzip, …) so the stored body is readable; the cap bounds memory.
-        async for chunk in response.aiter_bytes():
-            body.extend(chunk)
-            if len(body) >= RESPONSE_BODY_LIMIT:
-                break
-    except httpx.DecodingError as exc:
-        # A bad Content-Encoding spoils the body, not the status the receiver sent.
-        body = bytearray(f"(undecodable response body: {exc})".encode())
-    except (httpx.TransportError, OSError) as exc:
-        raise classify(exc, phase.name) from None
-    finally:
-        await response.aclose()
-    return response, bytes(body[:RESPONSE_BODY_LIMIT])
+    return await client.post(
+        pinned,
+        headers,
+        delivery.body,
+        phase=phase,
+        sni_hostname=hostname if parts.scheme == "https" else None,
+    )
 
 
-async def send(
-    client: httpx.AsyncClient, guard: Guard, delivery: OutboundDelivery
-) -> AttemptResult:
+async def send(client: Client, guard: Guard, delivery: OutboundDelivery) -> AttemptResult:
     """Make one attempt, within ``delivery.timeout`` seconds in all; return its
     classified result (never raises for network or HTTP trouble)."""
     started_at = timezone.now()
@@ -205,18 +167,18 @@ async def send(
         )
 
     headers = outbound_headers(delivery, int(time.time()))
-    phase = _Phase()
+    phase = Phase()
     try:
         try:
             async with asyncio.timeout(delivery.timeout):
-                response, raw = await _exchange(client, guard, delivery, headers, phase)
+                reply = await _exchange(client, guard, delivery, headers, phase)
         except TimeoutError:
             raise TimedOut(f"timed out after {delivery.timeout:g} s while {phase.name}") from None
     except DeliveryError as exc:
         return result("retry" if exc.retryable else "failed", error=str(exc), error_kind=exc.kind)
 
-    status = response.status_code
-    text = _clean_text(raw)
+    status = reply.status
+    text = _clean_text(reply.body)
     if 200 <= status < 300:
         return result("success", status_code=status, response_body=text)
     if status == 410:
@@ -229,12 +191,12 @@ async def send(
             disable_destination=True,
         )
     if 300 <= status < 400:
-        error = f"HTTP {status}: redirects are not followed (Location: {response.headers.get('Location', '-')})"
+        error = f"HTTP {status}: redirects are not followed (Location: {reply.headers.get('Location', '-')})"
     else:
         error = f"HTTP {status}"
     retry_after = None
     if status in RETRY_AFTER_STATUSES:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(reply.headers.get("Retry-After"))
     return result(
         "retry",
         status_code=status,

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-import httpx
 from django.utils import timezone
 
 from hookway import tracing
 from hookway.outbound import AttemptResult, ErrorKind, OutboundDelivery, Outcome
 from hookway.send import sender
+from hookway.send.client import Client
 from hookway.send.guard import Guard
 
 logger = logging.getLogger("hookway.dispatch")
@@ -53,7 +53,7 @@ class Transport(Protocol):
 class HttpTransport:
     """URL destinations: a POST through the shared client and the SSRF guard."""
 
-    def __init__(self, client: httpx.AsyncClient, guard: Guard):
+    def __init__(self, client: Client, guard: Guard):
         self.client = client
         self.guard = guard
 
@@ -173,7 +173,7 @@ class Transports:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: Client,
         guard: Guard,
         run_in_thread: RunInThread,
         wake: Callable[[], None] = lambda: None,

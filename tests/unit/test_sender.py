@@ -12,18 +12,21 @@ import dataclasses
 import gzip
 import ipaddress
 import json
+import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
+import trustme
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from hookway import __version__
-from hookway.send.client import make_client
+from hookway.send.client import AiohttpClient, HttpxClient, make_client
 from hookway.send.guard import Guard
 from hookway.send.sender import RESPONSE_BODY_LIMIT, AttemptResult, OutboundDelivery, send
 
@@ -529,7 +532,12 @@ async def test_a_cookie_set_by_a_receiver_is_neither_kept_nor_sent_again(kind):
         for _ in range(2):
             result = await send(client, Guard(allow_private=True), make_delivery(url=url))
             assert result.outcome == "success"
-        assert len(client.cookies) == 0
+        if isinstance(client, HttpxClient):
+            assert len(client.http.cookies) == 0
+        else:
+            assert isinstance(client, AiohttpClient)
+            assert client._session is not None
+            assert len(client._session.cookie_jar) == 0
     assert len(server.received) == 2
     assert b"cookie" not in server.received[1].split(b"\r\n\r\n")[0].lower()
 
@@ -623,3 +631,97 @@ async def test_network_failures_are_classified_by_their_cause(kind, case, error_
     assert time.perf_counter() - started < 5, "classified at once, not after the timeout"
     if server is not None:
         server.sock.close()
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+async def test_an_answer_that_is_not_http_is_a_classified_failure(kind):
+    server = _ClosingServer(answer=b"garbage\r\n\r\n")
+    url = f"http://127.0.0.1:{server.port}/hook"
+    async with make_client(kind=kind) as client:
+        result = await send(client, Guard(allow_private=True), make_delivery(url=url, timeout=5))
+    server.sock.close()
+    assert result.outcome == "retry"
+    assert result.error_kind == "connection_reset", result.error
+    assert "garbage" in result.error
+    assert "\n" not in result.error
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+async def test_a_body_that_does_not_decode_keeps_the_receivers_status(kind):
+    server = _ClosingServer(
+        answer=b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde"
+    )
+    url = f"http://127.0.0.1:{server.port}/hook"
+    async with make_client(kind=kind) as client:
+        result = await send(client, Guard(allow_private=True), make_delivery(url=url, timeout=5))
+    server.sock.close()
+    assert result.outcome == "success"
+    assert result.status_code == 200
+    assert result.response_body.startswith("(undecodable response body: ")
+
+
+class _TlsServer:
+    """A TLS server for ``localhost`` (a trustme CA's certificate) that records the SNI
+    name each handshake asked for and answers 200."""
+
+    def __init__(self, ca: Any) -> None:
+        self.sni: list[str | None] = []
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("localhost").configure_cert(self.context)
+        self.context.sni_callback = lambda sock, name, ctx: self.sni.append(name)
+        self.requests = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            self.requests += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass  # a client that refused our certificate hangs up
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> _TlsServer:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.context)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+
+def _client_trusting(kind: str, ca: Any) -> Any:
+    """make_client(kind=…) whose TLS trusts ``ca`` (as a private CA in the system store)."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    if kind == "httpx":
+        return HttpxClient(httpx.AsyncHTTPTransport(verify=context))
+    client = make_client(kind="aiohttp")
+    assert isinstance(client, AiohttpClient)
+    client._ssl = context
+    return client
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+async def test_https_goes_to_the_pinned_address_with_the_name_for_sni_and_verification(kind):
+    ca = trustme.CA()
+    async with _TlsServer(ca) as server, _client_trusting(kind, ca) as client:
+        url = f"https://localhost:{server.port}/hook"
+        result = await send(client, Guard(allow_private=True), make_delivery(url=url))
+    assert result.outcome == "success", result.error
+    assert server.sni == ["localhost"]
+    assert server.requests == 1
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+async def test_https_to_a_certificate_nobody_vouches_for_is_a_tls_failure(kind):
+    async with _TlsServer(trustme.CA()) as server, make_client(kind=kind) as client:
+        url = f"https://localhost:{server.port}/hook"
+        result = await send(client, Guard(allow_private=True), make_delivery(url=url))
+    assert result.outcome == "retry"
+    assert result.error_kind == "tls", result.error
+    assert "certificate" in result.error.lower()
+    assert server.sni == ["localhost"]
+    assert server.requests == 0
