@@ -181,6 +181,46 @@ async def test_a_webhook_whose_source_is_gone_fails_alone_in_its_group(source):
     assert await Delivery.objects.acount() == 2
 
 
+async def test_a_committed_group_is_answered_a_few_per_loop_iteration(source, monkeypatch):
+    # A group can hold dozens of webhooks when the database is slow; answering all of
+    # them in one loop iteration held the loop (timers, deliveries, other requests) for
+    # 10-15 ms (bench/results/loop_lag.md). Count the loop's iterations with a callback
+    # that reschedules itself, and see in which iteration each store returned.
+    kept = await source("kept")
+    loop = asyncio.get_running_loop()
+    iteration = [0]
+    ticking: list[asyncio.Handle] = []
+
+    def tick() -> None:
+        iteration[0] += 1
+        ticking[:] = [loop.call_soon(tick)]
+
+    answered: list[int] = []
+    groups: list[int] = []
+    real = events.store_claims
+
+    def store_claims(claims: list[Any]) -> list[events.Outcome]:
+        groups.append(len(claims))
+        return real(claims)
+
+    async def one(n: int) -> None:
+        await gate.astore_event(incoming(kept.pk, body=b'{"n": %d}' % n))
+        answered.append(iteration[0])
+
+    monkeypatch.setattr(events, "store_claims", store_claims)
+    tick()
+    try:
+        await asyncio.gather(*(one(n) for n in range(20)))  # queued together: one group
+    finally:
+        ticking[0].cancel()
+
+    assert groups == [20]
+    per_iteration = [answered.count(i) for i in sorted(set(answered))]
+    assert max(per_iteration) <= gate.SETTLE_CHUNK, per_iteration
+    assert len(per_iteration) >= 3, per_iteration
+    assert await Event.objects.acount() == 20
+
+
 async def test_a_source_deleted_while_cached_is_404_not_500(client, source):
     doomed = await source("doomed")
     assert (await post(client, "doomed", b'{"type": "push"}')).status_code == 202
