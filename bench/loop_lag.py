@@ -282,7 +282,7 @@ def _result(results: list[Round], warmup: float, duration: float) -> common.Resu
         for i, r in enumerate(results, 1)
     ]
     lag_p99 = med(r.lag.get("p99_ms", nan) for r in results)
-    achieved = med(r.fixed.rps / r.target_rps for r in results)
+    held = [r.fixed.rps / r.target_rps for r in results]
     targets = [
         common.Target(
             "event-loop lag p99 < 10 ms at 80 % of the maximum ingest rate, dispatcher "
@@ -293,9 +293,13 @@ def _result(results: list[Round], warmup: float, duration: float) -> common.Resu
             lag_p99 < 10,
         ),
         common.Target(
-            "the fixed rate was held (achieved ≥ 95 % of the schedule)",
-            f"{100 * achieved:.0f} %",
-            achieved >= 0.95,
+            # Every round: a round that fell behind its schedule was overloaded (its
+            # saturated run overestimated the machine), and its lag is queueing.
+            "the fixed rate was held in every round (achieved ≥ 95 % of the schedule)",
+            f"lowest {100 * min(held):.0f} % (per round: "
+            + ", ".join(f"{100 * x:.0f} %" for x in held)
+            + ")",
+            min(held) >= 0.95,
         ),
     ]
     notes = [

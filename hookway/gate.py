@@ -247,17 +247,18 @@ class _Writer:
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
-        write = self._write_next(loop)
-        while write is not None:
-            batch, done = write
+        while self._pending:
+            batch = [i for i in self._pending[: self.MAX_BATCH] if i.state == "queued"]
+            del self._pending[: self.MAX_BATCH]
+            if not batch:
+                continue
             try:
-                outcomes: list[events.Outcome] = await done
+                outcomes: list[events.Outcome] = await loop.run_in_executor(
+                    self._executor, functools.partial(_guarded(events.store_claims), batch)
+                )
             except Exception:  # store_claims catches database errors; this is a bug
                 logger.exception("the ingest writer failed")
                 outcomes = [StoreUnavailable("the webhook could not be stored")] * len(batch)
-            # The next group goes to the writer before this one is answered, so the
-            # database works while the loop does.
-            write = self._write_next(loop)
             for n, (item, outcome) in enumerate(zip(batch, outcomes, strict=True)):
                 if n and n % SETTLE_CHUNK == 0:
                     await asyncio.sleep(0)
@@ -267,25 +268,6 @@ class _Writer:
                     item.future.set_exception(outcome)
                 else:
                     item.future.set_result(outcome)
-            if write is None:
-                # Queued while this group was answered (store() saw this task running
-                # and started none): no await from here to the end, so none is missed.
-                write = self._write_next(loop)
-
-    def _write_next(
-        self, loop: asyncio.AbstractEventLoop
-    ) -> tuple[list[_Pending], asyncio.Future[list[events.Outcome]]] | None:
-        """Hand the next group of queued webhooks to the writer thread; None when none
-        is queued."""
-        while self._pending:
-            batch = [i for i in self._pending[: self.MAX_BATCH] if i.state == "queued"]
-            del self._pending[: self.MAX_BATCH]
-            if batch:
-                done = loop.run_in_executor(
-                    self._executor, functools.partial(_guarded(events.store_claims), batch)
-                )
-                return batch, done
-        return None
 
     def close_connections(self) -> None:
         """Close the writer thread's database connection (tests, before dropping the DB)."""
