@@ -27,7 +27,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import httpx
 
@@ -82,11 +82,24 @@ class Client(Protocol):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
 
+class _Closing:
+    """``async with client:`` closes it at the end."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 def _undecodable(why: object) -> bytes:
     return f"(undecodable response body: {why})".encode()
 
 
-class HttpxClient:
+class HttpxClient(_Closing):
     """Requests through an httpx.AsyncClient (its own transport, or one a test injects)."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
@@ -144,12 +157,6 @@ class HttpxClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def __aenter__(self) -> HttpxClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
 
 class _NoCookies(httpx.Cookies):
     """A cookie jar that keeps nothing (httpx's client stores every Set-Cookie and sends
@@ -159,7 +166,7 @@ class _NoCookies(httpx.Cookies):
         return None
 
 
-class AiohttpClient:
+class AiohttpClient(_Closing):
     """Requests through one aiohttp session, made on first use (it needs the running
     event loop)."""
 
@@ -232,12 +239,6 @@ class AiohttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    async def __aenter__(self) -> AiohttpClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
 
 def make_client(

@@ -21,6 +21,7 @@ from hookway.dispatch.dispatcher import (
 from hookway.models import Attempt, Delivery, DeliveryState, Destination, Route, Source
 from hookway.send.client import make_client
 from hookway.send.guard import Guard
+from tests.loopcount import counting, per_iteration
 from tests.receivers import Received, Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -202,35 +203,24 @@ async def test_a_claims_sends_start_a_few_per_loop_iteration(client):
     # wait; a claim's whole batch started at once held the loop for tens of milliseconds
     # (bench/results/loop_lag.md). Count the loop's iterations with a callback that
     # reschedules itself, and see in which iteration each send reached the transport.
-    loop = asyncio.get_running_loop()
-    iteration = [0]
-    ticking: list[asyncio.Handle] = []
-
-    def tick() -> None:
-        iteration[0] += 1
-        ticking[:] = [loop.call_soon(tick)]
-
-    reached: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        reached.append(iteration[0])
-        return httpx.Response(200)
-
     await routes_to({"name": "many", "url": "http://127.0.0.1:9/hook"})
     for _ in range(14):
         await post(client)
-    d = dispatcher()
-    d._client = make_client(transport=httpx.MockTransport(handler))
-    tick()
-    try:
+    reached: list[int] = []
+    with counting() as iterations:
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            reached.append(iterations.now)
+            return httpx.Response(200)
+
+        d = dispatcher()
+        d._client = make_client(transport=httpx.MockTransport(handler))
         stats = await asyncio.wait_for(d.run(), timeout=30)
-    finally:
-        ticking[0].cancel()
 
     assert stats.succeeded == 14
-    per_iteration = [reached.count(i) for i in sorted(set(reached))]
-    assert max(per_iteration) <= START_CHUNK, per_iteration
-    assert len(per_iteration) >= 4, per_iteration
+    spread = per_iteration(reached)
+    assert max(spread) <= START_CHUNK, spread
+    assert len(spread) >= 4, spread
 
 
 async def test_the_global_limit_caps_in_flight_deliveries(client, receiver):

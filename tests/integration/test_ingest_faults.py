@@ -31,6 +31,7 @@ from hookway.store.events import IncomingEvent, StoredEvent
 from tests.dblock import database_write_lock
 from tests.integration.conftest import SECRETS
 from tests.integration.test_ingest_contract import assert_error, counts, post
+from tests.loopcount import counting, per_iteration
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -187,14 +188,6 @@ async def test_a_committed_group_is_answered_a_few_per_loop_iteration(source, mo
     # 10-15 ms (bench/results/loop_lag.md). Count the loop's iterations with a callback
     # that reschedules itself, and see in which iteration each store returned.
     kept = await source("kept")
-    loop = asyncio.get_running_loop()
-    iteration = [0]
-    ticking: list[asyncio.Handle] = []
-
-    def tick() -> None:
-        iteration[0] += 1
-        ticking[:] = [loop.call_soon(tick)]
-
     answered: list[int] = []
     groups: list[int] = []
     real = events.store_claims
@@ -203,21 +196,19 @@ async def test_a_committed_group_is_answered_a_few_per_loop_iteration(source, mo
         groups.append(len(claims))
         return real(claims)
 
-    async def one(n: int) -> None:
-        await gate.astore_event(incoming(kept.pk, body=b'{"n": %d}' % n))
-        answered.append(iteration[0])
-
     monkeypatch.setattr(events, "store_claims", store_claims)
-    tick()
-    try:
+    with counting() as iterations:
+
+        async def one(n: int) -> None:
+            await gate.astore_event(incoming(kept.pk, body=b'{"n": %d}' % n))
+            answered.append(iterations.now)
+
         await asyncio.gather(*(one(n) for n in range(20)))  # queued together: one group
-    finally:
-        ticking[0].cancel()
 
     assert groups == [20]
-    per_iteration = [answered.count(i) for i in sorted(set(answered))]
-    assert max(per_iteration) <= gate.SETTLE_CHUNK, per_iteration
-    assert len(per_iteration) >= 3, per_iteration
+    spread = per_iteration(answered)
+    assert max(spread) <= gate.SETTLE_CHUNK, spread
+    assert len(spread) >= 3, spread
     assert await Event.objects.acount() == 20
 
 
