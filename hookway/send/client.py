@@ -171,14 +171,21 @@ class AiohttpClient(_Closing):
     event loop)."""
 
     def __init__(self, max_connections: int) -> None:
+        # Imported here, when the dispatcher starts, not at the first send: importing
+        # aiohttp takes ~0.2 s, which at the first send held the loop and made the
+        # first rate-limited deliveries leave late and together.
+        import aiohttp
+        from aiohttp.http_exceptions import ContentEncodingError
+
+        self._aiohttp = aiohttp
+        self._content_encoding_error = ContentEncodingError
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         # The certificates httpx trusts (certifi), so both clients verify alike.
         self._ssl: ssl.SSLContext = httpx.create_ssl_context(trust_env=False)
 
     def _open(self) -> aiohttp.ClientSession:
-        import aiohttp
-
+        aiohttp = self._aiohttp
         connector = aiohttp.TCPConnector(
             limit=self.max_connections,
             keepalive_timeout=KEEPALIVE_SECONDS,
@@ -203,9 +210,7 @@ class AiohttpClient(_Closing):
         phase: Phase,
         sni_hostname: str | None = None,
     ) -> Reply:
-        import aiohttp
-        from aiohttp.http_exceptions import ContentEncodingError
-
+        aiohttp = self._aiohttp
         session = self._session or self._open()
         extra: dict[str, Any] = {"server_hostname": sni_hostname} if sni_hostname else {}
         try:
@@ -226,7 +231,7 @@ class AiohttpClient(_Closing):
                 raw.extend(chunk)
         except (aiohttp.ClientError, OSError) as exc:
             cause = exc.__cause__
-            if isinstance(cause, ContentEncodingError):
+            if isinstance(cause, self._content_encoding_error):
                 # A bad Content-Encoding spoils the body, not the status the receiver sent.
                 raw = bytearray(_undecodable(cause.message))
             else:

@@ -37,3 +37,31 @@ def test_a_server_starts_without_cel_and_loads_it_for_the_first_rule() -> None:
     assert "cel at start False" in done.stdout, done.stdout
     assert "cel after a rule True" in done.stdout, done.stdout
     assert "evaluates True" in done.stdout, done.stdout
+
+
+CLIENT = (
+    "import sys, django\n"
+    "django.setup()\n"
+    "from hookway.send.client import make_client\n"
+    "print('aiohttp before the client', 'aiohttp' in sys.modules)\n"
+    "make_client(kind='aiohttp')\n"
+    "print('aiohttp with the client', 'aiohttp' in sys.modules)\n"
+)
+
+
+def test_the_http_client_imports_aiohttp_when_made_not_at_its_first_send() -> None:
+    # Importing aiohttp takes ~0.2 s. At the first send it held the event loop, and the
+    # first rate-limited deliveries of a dispatcher left late and together
+    # (tests/e2e/test_delivery_policies_processes.py saw 171 in a 3 s window of 50/s).
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
+        "HOOKWAY_DEMO": "true",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", CLIENT], capture_output=True, text=True, timeout=60, env=env
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "aiohttp before the client False" in done.stdout, done.stdout
+    assert "aiohttp with the client True" in done.stdout, done.stdout
