@@ -7,9 +7,10 @@ status, headers and first bytes of body), chosen with HOOKWAY_HTTP_TRANSPORT:
 - ``aiohttp`` (the default) sends through an aiohttp session directly. It used to go
   through httpx's API over aiohttp (httpx-aiohttp); that wrapper (request building,
   header merging, the auth/redirect/cookie steps Hookway turns off anyway) cost more
-  than aiohttp itself: measured ~350 us of CPU per delivery through it vs ~110 us
-  direct, on the event loop that also serves ingest (bench/results/http_client.md,
-  bench/results/loop_lag.md).
+  than aiohttp itself, on the event loop that also serves ingest: ~350 us of CPU per
+  delivery through it, ~200 us direct (~110 us of which is aiohttp's own); the
+  dispatcher's loop lag p99 at 200 in flight went 49 -> 14 ms
+  (bench/results/http_client.md).
 - ``httpx`` sends through httpx's own transport (httpcore). Its pool checks every pooled
   connection for every request it places (encode/httpx#3215), so its cost per request
   grows with the connections in use: measured on this dispatcher at 200 in flight it
@@ -173,19 +174,18 @@ class AiohttpClient(_Closing):
     def __init__(self, max_connections: int) -> None:
         # Imported here, when the dispatcher starts, not at the first send: importing
         # aiohttp takes ~0.2 s, which at the first send held the loop and made the
-        # first rate-limited deliveries leave late and together.
-        import aiohttp
-        from aiohttp.http_exceptions import ContentEncodingError
+        # first rate-limited deliveries leave late and together. (The methods' own
+        # imports then only look it up.)
+        import aiohttp.http_exceptions  # noqa: F401
 
-        self._aiohttp = aiohttp
-        self._content_encoding_error = ContentEncodingError
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         # The certificates httpx trusts (certifi), so both clients verify alike.
         self._ssl: ssl.SSLContext = httpx.create_ssl_context(trust_env=False)
 
     def _open(self) -> aiohttp.ClientSession:
-        aiohttp = self._aiohttp
+        import aiohttp
+
         connector = aiohttp.TCPConnector(
             limit=self.max_connections,
             keepalive_timeout=KEEPALIVE_SECONDS,
@@ -210,7 +210,8 @@ class AiohttpClient(_Closing):
         phase: Phase,
         sni_hostname: str | None = None,
     ) -> Reply:
-        aiohttp = self._aiohttp
+        import aiohttp
+
         session = self._session or self._open()
         extra: dict[str, Any] = {"server_hostname": sni_hostname} if sni_hostname else {}
         try:
@@ -230,8 +231,10 @@ class AiohttpClient(_Closing):
                     break
                 raw.extend(chunk)
         except (aiohttp.ClientError, OSError) as exc:
+            from aiohttp.http_exceptions import ContentEncodingError
+
             cause = exc.__cause__
-            if isinstance(cause, self._content_encoding_error):
+            if isinstance(cause, ContentEncodingError):
                 # A bad Content-Encoding spoils the body, not the status the receiver sent.
                 raw = bytearray(_undecodable(cause.message))
             else:

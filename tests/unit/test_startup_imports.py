@@ -22,21 +22,27 @@ STARTUP = (
 )
 
 
-def test_a_server_starts_without_cel_and_loads_it_for_the_first_rule() -> None:
+def _run(code: str) -> str:
+    """Run ``code`` in a fresh Hookway process; its standard output."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
         "HOOKWAY_DEMO": "true",
     }
     done = subprocess.run(
-        [sys.executable, "-c", STARTUP], capture_output=True, text=True, timeout=60, env=env
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
     )
-
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_server_starts_without_cel_and_loads_it_for_the_first_rule() -> None:
+    out = _run(STARTUP)
+
     # The package's __init__ imports its command line (prompt_toolkit): ~0.12 s of CPU.
-    assert "cel at start False" in done.stdout, done.stdout
-    assert "cel after a rule True" in done.stdout, done.stdout
-    assert "evaluates True" in done.stdout, done.stdout
+    assert "cel at start False" in out, out
+    assert "cel after a rule True" in out, out
+    assert "evaluates True" in out, out
 
 
 CLIENT = (
@@ -53,15 +59,7 @@ def test_the_http_client_imports_aiohttp_when_made_not_at_its_first_send() -> No
     # Importing aiohttp takes ~0.2 s. At the first send it held the event loop, and the
     # first rate-limited deliveries of a dispatcher left late and together
     # (tests/e2e/test_delivery_policies_processes.py saw 171 in a 3 s window of 50/s).
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "hookway.standalone.settings",
-        "HOOKWAY_DEMO": "true",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", CLIENT], capture_output=True, text=True, timeout=60, env=env
-    )
+    out = _run(CLIENT)
 
-    assert done.returncode == 0, done.stderr
-    assert "aiohttp before the client False" in done.stdout, done.stdout
-    assert "aiohttp with the client True" in done.stdout, done.stdout
+    assert "aiohttp before the client False" in out, out
+    assert "aiohttp with the client True" in out, out
