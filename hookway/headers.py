@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from hookway.secrets import UnresolvedSecret, require_secret, resolve_basic_auth
@@ -84,8 +85,11 @@ _PATTERN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z?\[\]]+\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
+@lru_cache(maxsize=1024)
 def is_credential_header(name: str) -> bool:
-    """True for a header name that says it carries a credential or a signature."""
+    """True for a header name that says it carries a credential or a signature.
+    Cached: ingest asks it of every header of every webhook, and senders repeat their
+    header names."""
     lowered = name.lower()
     return any(word in lowered for word in CREDENTIAL_WORDS)
 

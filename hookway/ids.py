@@ -16,14 +16,18 @@ import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+# Every pair of digits (10 bits), and where each of an id's 13 pairs sits in its value.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_PAIR_SHIFTS = tuple(range(120, -1, -10))
 
 
-def _base32(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+def _base32(value: int) -> str:
+    """``value`` (< 2**130) as 26 Crockford base32 digits, most significant first.
+
+    Two digits per step from a table: half the time of a loop over the 26 digits
+    (base64.b32encode is such a loop in Python too), on the ingest writer's thread,
+    which shares the GIL with the event loop."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
 
 
 _lock = threading.Lock()
@@ -41,7 +45,7 @@ def new_id(prefix: str) -> str:
             # The same millisecond (or the clock stepped back): count up from the last.
             value = last + 1
         _last[prefix] = value
-    return f"{prefix}_{_base32(value, 26)}"
+    return f"{prefix}_{_base32(value)}"
 
 
 def event_id() -> str:

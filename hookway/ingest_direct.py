@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, ItemsView, Mapping
+from functools import lru_cache
 from http.client import responses
 from typing import Any
 
@@ -96,6 +97,30 @@ def scope_meta(scope: Scope) -> dict[str, str]:
     return meta
 
 
+class ScopeHeaders(HttpHeaders):
+    """Django's ``HttpHeaders`` (same names, same case-insensitive lookups, same
+    underscore-for-hyphen rule), with ``get`` and ``items`` answered from its store
+    directly: ``Mapping.get`` looks a missing name up through a KeyError, and
+    ``Mapping.items`` looks every name up again, which ingest does for every header of
+    every webhook. Header names are parsed once per name (senders repeat them)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        hit = self._store.get(key.replace("_", "-").lower())
+        return default if hit is None else hit[1]
+
+    def items(self) -> Any:
+        return ItemsView(dict(self._store.values()))
+
+    @classmethod
+    def parse_header_name(cls, header: str) -> str | None:
+        return _header_name(header)
+
+
+@lru_cache(maxsize=1024)
+def _header_name(header: str) -> str | None:
+    return HttpHeaders.parse_header_name(header)
+
+
 class _HostRequest(ASGIRequest):
     """A request that holds only what ``get_host`` reads (the scope, for the scheme, and
     ``META``), so ALLOWED_HOSTS is judged by Django's own code without building the
@@ -119,7 +144,13 @@ class Reply:
         self.headers = ResponseHeaders(headers)
         if "Content-Type" not in self.headers:
             self.headers["Content-Type"] = "application/json"
-        self.body = json.dumps(payload, cls=DjangoJSONEncoder).encode(settings.DEFAULT_CHARSET)
+        try:
+            # What DjangoJSONEncoder writes for ingest's payloads (strings, numbers,
+            # booleans), from json's cached encoder rather than a new one per answer.
+            text = json.dumps(payload)
+        except TypeError:
+            text = json.dumps(payload, cls=DjangoJSONEncoder)
+        self.body = text.encode(settings.DEFAULT_CHARSET)
         self._has_been_logged = False  # set by Django's log_response
 
     @property
@@ -149,7 +180,7 @@ async def answer(scope: Scope, body: bytes, slug: str) -> Reply | HttpResponseBa
     if timer is None:  # the handler sets one; a caller that didn't still gets its timing
         timer = timing.RequestTimer()
     meta = scope_meta(scope)
-    headers = HttpHeaders(meta)
+    headers = ScopeHeaders(meta)
     rid = middleware.request_id(headers)
     built: list[ASGIRequest] = []
 

@@ -132,6 +132,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# One decoder for every webhook: json.loads with these hooks builds a new one per call
+# (half the time of parsing a 1 KB body).
+_DECODER = json.JSONDecoder(parse_constant=_not_json_constant, parse_float=_finite_float)
+
+
 def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise MalformedBody("the body is empty; expected a JSON document")
@@ -144,7 +149,9 @@ def _parse_json(body: bytes) -> Any:
     try:
         # Strict RFC 8259: NaN, Infinity and numbers that overflow a double are refused
         # (Python's parser takes them). A key given twice keeps its last value.
-        return json.loads(text, parse_constant=_not_json_constant, parse_float=_finite_float)
+        if text.startswith("\ufeff"):  # as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise MalformedBody(
             f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -348,7 +348,12 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
     schemes don't sign the id, so a captured body replayed under a chosen id must not
     turn the real event with that id into a "duplicate". The same id with another body
     is stored as a new event marked ``conflict_with`` the first one."""
-    adapt = connection.ops.adapt_datetimefield_value
+    # Looked up once per group: each ``connection.ops`` goes through Django's
+    # connection handler and asgiref's Local, on the writer thread that shares the GIL
+    # with the event loop.
+    ops = connection.ops
+    adapt = ops.adapt_datetimefield_value
+    adapt_ip = ops.adapt_ipaddressfield_value
     results: list[StoredEvent] = []
     event_rows: list[_EventRow] = []
     delivery_rows: list[_DeliveryRow] = []
@@ -387,9 +392,9 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
                 body=incoming.body,
                 body_sha256=digest,
                 conflict_with=conflict_with,
-                filtered_out=json.dumps(filtered_out),
+                filtered_out=json.dumps(filtered_out) if filtered_out else "[]",
                 received_at=adapt(incoming.received_at),
-                client_ip=connection.ops.adapt_ipaddressfield_value(incoming.client_ip),
+                client_ip=adapt_ip(incoming.client_ip),
                 traceparent=incoming.traceparent,
                 tracestate=incoming.tracestate,
             )

@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hookway import ids
 
@@ -55,3 +57,23 @@ def test_an_id_is_its_prefix_and_26_base32_characters(make) -> None:
     assert prefix in {"evt", "msg"}
     assert len(rest) == 26
     assert set(rest) <= set("0123456789abcdefghjkmnpqrstvwxyz")
+
+
+def _digits(value: int) -> str:
+    """The ULID spelling, digit by digit: 26 base-32 digits, most significant first."""
+    out = []
+    for _ in range(26):
+        out.append("0123456789abcdefghjkmnpqrstvwxyz"[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_the_encoding_is_the_ulid_layout_for_every_128_bit_value(value: int) -> None:
+    assert ids._base32(value) == _digits(value)
+
+
+def test_the_encoding_at_its_edges() -> None:
+    assert ids._base32(0) == "0" * 26
+    assert ids._base32(31) == "0" * 25 + "z"
+    assert ids._base32(2**128 - 1) == "7" + "z" * 25
