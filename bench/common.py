@@ -117,6 +117,72 @@ def load_average() -> str:
     return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds of every thread of a server's process tree, and the machine's
+    /proc/stat counters, at one moment (``cpu_snapshot``)."""
+
+    threads: dict[tuple[int, int], float]  # (pid, tid): user + system seconds
+    machine: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CpuUsage:
+    """What a server used between two snapshots (``cpu_usage``)."""
+
+    us_per_request: float  # the process tree's CPU time over the requests answered
+    cores: float  # the process tree's CPU time over the wall time: cores busy
+    busiest: list[tuple[float, bool]]  # the busiest threads' cores, most first; True: a main thread
+    machine_idle: float  # the share of the machine's cores idle, 0..1
+
+
+def _thread_seconds(pid: int) -> dict[tuple[int, int], float]:
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[(pid, int(task.name))] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_snapshot(pid: int) -> CpuSnapshot:
+    """CPU time of every thread of ``pid`` and its descendants so far (Linux /proc)."""
+    import psutil
+
+    threads: dict[tuple[int, int], float] = {}
+    try:
+        procs = [pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        procs = []
+    for proc in procs:
+        with contextlib.suppress(OSError):
+            threads.update(_thread_seconds(proc))
+    with open("/proc/stat") as stat:
+        machine = tuple(int(x) for x in stat.readline().split()[1:])
+    return CpuSnapshot(threads, machine)
+
+
+def cpu_usage(before: CpuSnapshot, after: CpuSnapshot, seconds: float, requests: int) -> CpuUsage:
+    """What the server used from ``before`` to ``after`` (``seconds`` apart, ``requests``
+    answered). A thread that ended in between (a gunicorn worker recycled) is not
+    counted, so the figures are a floor."""
+    used = {
+        key: max(0.0, total - before.threads.get(key, 0.0)) for key, total in after.threads.items()
+    }
+    total = sum(used.values())
+    ticks = [b - a for a, b in zip(before.machine, after.machine, strict=True)]
+    busiest = sorted(((v / seconds, pid == tid) for (pid, tid), v in used.items()), reverse=True)
+    return CpuUsage(
+        us_per_request=1e6 * total / max(1, requests),
+        cores=total / seconds,
+        busiest=busiest[:3],
+        machine_idle=(ticks[3] + ticks[4]) / max(1, sum(ticks)),  # idle + iowait
+    )
+
+
 def _wrk_version() -> str:
     try:
         out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=5)

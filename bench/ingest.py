@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import common
 
@@ -295,6 +296,7 @@ class Run:
     wrk: common.WrkResult
     stored: int  # rows stored during the measured run
     lag: list[dict[str, float]]  # one summary per Hookway worker
+    cpu: common.CpuUsage  # the server's, during the measured run
 
     @property
     def extra_rows(self) -> int:
@@ -323,6 +325,8 @@ def measure(c: Contender, work: Path, warmup: float, duration: float, round_no: 
             logdir=work,
         )
         before = _settle(c.count)  # requests abandoned by the warm-up's wrk finish
+        cpu_before = common.cpu_snapshot(server.pid)
+        started = time.monotonic()
         result = common.run_wrk(
             url,
             duration=duration,
@@ -331,6 +335,9 @@ def measure(c: Contender, work: Path, warmup: float, duration: float, round_no: 
             body=BODY,
             headers=HEADERS,
             logdir=work,
+        )
+        cpu = common.cpu_usage(
+            cpu_before, common.cpu_snapshot(server.pid), time.monotonic() - started, result.requests
         )
         stored = _settle(c.count) - before
         code = server.stop()
@@ -343,10 +350,11 @@ def measure(c: Contender, work: Path, warmup: float, duration: float, round_no: 
     print(
         f"   {c.key:16} round {round_no}: {result.rps:8.0f} req/s  p50 {result.p50_ms:6.1f} ms"
         f"  p99 {result.p99_ms:6.1f} ms  non-2xx {result.non_2xx}  sock {result.socket_errors}"
-        f"  stored-2xx {stored - result.ok:+d}",
+        f"  stored-2xx {stored - result.ok:+d}  CPU {cpu.us_per_request:.0f} us/req"
+        f" ({cpu.cores:.2f} cores, machine {100 * cpu.machine_idle:.0f} % idle)",
         flush=True,
     )
-    return Run(result, stored, lag)
+    return Run(result, stored, lag, cpu)
 
 
 def pick_gunicorn_worker(
@@ -452,6 +460,8 @@ def _result(
     rows = []
     targets = []
     lag_rows = []
+    cpu_rows: list[list[Any]] = []
+    gil_note = ""
     charts = []
     for cmp in comparisons:
         runs = cmp.runs
@@ -526,6 +536,41 @@ def _result(
                 None,
             ),
         ]
+
+        def nth(usage: common.CpuUsage, i: int) -> float:
+            return usage.busiest[i][0] if len(usage.busiest) > i else 0.0
+
+        for c in cmp.contenders:
+            usage = [r.cpu for r in runs[c.key]]
+            cpu_rows.append(
+                [
+                    n,
+                    c.label,
+                    med(u.us_per_request for u in usage),
+                    f"{med(u.cores for u in usage):.2f}",
+                    f"{med(nth(u, 0) for u in usage):.2f}",
+                    f"{med(nth(u, 1) for u in usage):.2f}",
+                    f"{100 * med(u.machine_idle for u in usage):.0f} %",
+                ]
+            )
+        if n == 1:
+            usage = [r.cpu for r in hw]
+            loop = med(nth(u, 0) for u in usage)
+            writer = med(nth(u, 1) for u in usage)
+            idle = med(u.machine_idle for u in usage)
+            loop_is_main = all(u.busiest and u.busiest[0][1] for u in usage)
+            gil_note = (
+                "Where one Hookway process stops (CPU table below): its busiest thread "
+                + ("(the event loop's) " if loop_is_main else "")
+                + f"used {loop:.2f} of a core and the next (the ingest writer's) {writer:.2f}, "
+                f"{loop + writer:.2f} together, while {100 * idle:.0f} % of the machine's "
+                f"{os.cpu_count()} cores sat idle. Both threads run Python under one "
+                "interpreter lock (the GIL): what the writer spends in Python (building rows, "
+                "Django's cursor) is time the loop can't answer webhooks, so one process is "
+                "bounded by about one core of Python, not by the machine's cores: "
+                f"{med(u.us_per_request for u in usage):.0f} µs of CPU per webhook. A second "
+                "process (the 2-process rows) uses the idle core."
+            )
         lag_rows += [
             [n, f"round {i}", f"worker {j}", s.get("p50_ms"), s.get("p99_ms"), s.get("max_ms")]
             for i, r in enumerate(hw, 1)
@@ -582,6 +627,14 @@ def _result(
         "it measures queueing, not blocking. The lag goal is judged at a fixed 80 % rate "
         "in bench/results/loop_lag.md.",
     ]
+    notes.append(
+        "CPU (table below): each server's process tree, read from /proc before and after "
+        "the measured run, thread by thread: Hookway's busiest thread is its event loop, "
+        "the next its ingest writer; a gunicorn worker's are its request threads. "
+        "'machine idle' counts every core of the machine, wrk's included."
+    )
+    if gil_note:
+        notes.append(gil_note)
     if pilot:
         notes.append(
             "gunicorn's sync worker serves one connection at a time and closes it after each "
@@ -589,7 +642,7 @@ def _result(
             "with the parsing of others. The pilot (5 s per class, table below) picks the "
             "class per process count."
         )
-    extra_tables = []
+    extra_tables: list[tuple[str, list[str], list[list[Any]]]] = []
     if pilot:
         extra_tables.append(
             (
@@ -598,6 +651,21 @@ def _result(
                 pilot,
             )
         )
+    extra_tables.append(
+        (
+            "CPU at saturation (median over rounds)",
+            [
+                "processes",
+                "contender",
+                "server CPU µs per request",
+                "server cores busy",
+                "busiest thread (cores)",
+                "next busiest thread (cores)",
+                "machine idle",
+            ],
+            cpu_rows,
+        )
+    )
     if lag_rows:
         extra_tables.append(
             (

@@ -102,25 +102,6 @@ def prepare(rev: str, work: Path, name: str) -> Side:
     return Side(rev, label, tree, template, env)
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its children so far."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0.0
-    for proc in procs:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
-
-
 @dataclass
 class Measured:
     wrk: common.WrkResult
@@ -145,14 +126,17 @@ def measure(
     with server:
         server.wait_http(url, timeout=60)
         common.run_wrk(url, duration=warmup, body=ingest.BODY, headers=ingest.HEADERS, logdir=work)
-        cpu_before = tree_cpu_seconds(server.pid)
+        cpu_before = common.cpu_snapshot(server.pid)
+        started = time.monotonic()
         result = common.run_wrk(
             url, duration=duration, body=ingest.BODY, headers=ingest.HEADERS, logdir=work
         )
-        cpu = tree_cpu_seconds(server.pid) - cpu_before
+        cpu = common.cpu_usage(
+            cpu_before, common.cpu_snapshot(server.pid), time.monotonic() - started, result.requests
+        )
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    return Measured(result, 1e6 * cpu / max(1, result.requests))
+    return Measured(result, cpu.us_per_request)
 
 
 def main(argv: list[str] | None = None) -> int:
