@@ -421,10 +421,8 @@ def _write(batch: Sequence[IncomingEvent]) -> list[StoredEvent]:
             )
         )
     with connection.cursor() as cursor:
-        if event_rows:
-            cursor.executemany(_EVENT_INSERT.sql(), event_rows)
-        if delivery_rows:
-            cursor.executemany(_DELIVERY_INSERT.sql(), delivery_rows)
+        _EVENT_INSERT.insert(cursor, event_rows)
+        _DELIVERY_INSERT.insert(cursor, delivery_rows)
     if delivery_rows:
         _notify_dispatchers()
     return results
@@ -470,10 +468,20 @@ def _fan_out(
 
 
 class _Insert:
-    """A prepared INSERT for one table, built from the model's own table and column
-    names. Used instead of ``bulk_create`` on ingest's hot path: the writer thread holds
-    the GIL while it prepares rows, and the ORM's per-field preparation cost about four
-    times as much Python per event (59 us measured), time the event loop could not run."""
+    """A prepared multi-row INSERT for one table, built from the model's own table and
+    column names. Used instead of ``bulk_create`` on ingest's hot path: the writer thread
+    holds the GIL while it prepares rows, and the ORM's per-field preparation cost about
+    four times as much Python per event (59 us measured), time the event loop could not
+    run.
+
+    One statement for many rows rather than ``executemany``: SQLite's driver lets go of
+    the GIL around every statement it steps, once per row under ``executemany``, and
+    each time the writer then waits for the event loop to hand it back (up to Python's
+    5 ms switch interval when the loop is busy). A group's commit took that many waits."""
+
+    # Rows per statement: within SQLite's and PostgreSQL's limits on bound parameters
+    # (32,766 and 65,535) for tables of a few dozen columns.
+    MAX_ROWS = 256
 
     def __init__(
         self,
@@ -484,11 +492,13 @@ class _Insert:
         self.model = model
         self.columns = columns
         self.json_columns = json_columns
-        self._sql: dict[str, str] = {}
+        self._sql: dict[tuple[str, int], str] = {}
 
-    def sql(self) -> str:
+    def sql(self, rows: int = 1) -> str:
+        """The INSERT of ``rows`` rows for the connection's database."""
         vendor = connection.vendor
-        if vendor not in self._sql:
+        key = (vendor, rows)
+        if key not in self._sql:
             qn = connection.ops.quote_name
             fields = {f.column for f in self.model._meta.concrete_fields}
             assert set(self.columns) <= fields, "column list out of date with the model"
@@ -496,11 +506,18 @@ class _Insert:
                 "%s::jsonb" if c in self.json_columns and vendor == "postgresql" else "%s"
                 for c in self.columns
             ]
-            self._sql[vendor] = (
+            row = f"({', '.join(marks)})"
+            self._sql[key] = (
                 f"INSERT INTO {qn(self.model._meta.db_table)} "  # noqa: S608 - names from the model
-                f"({', '.join(qn(c) for c in self.columns)}) VALUES ({', '.join(marks)})"
+                f"({', '.join(qn(c) for c in self.columns)}) VALUES {', '.join([row] * rows)}"
             )
-        return self._sql[vendor]
+        return self._sql[key]
+
+    def insert(self, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` (tuples in ``columns`` order) with as few statements as fit."""
+        for start in range(0, len(rows), self.MAX_ROWS):
+            chunk = rows[start : start + self.MAX_ROWS]
+            cursor.execute(self.sql(len(chunk)), [value for row in chunk for value in row])
 
 
 _EVENT_INSERT = _Insert(Event, _EventRow._fields, json_columns=("headers", "filtered_out"))
