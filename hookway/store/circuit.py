@@ -55,10 +55,13 @@ def probe_claims(
     busy: Mapping[int, int],
     held: Collection[str],
     limit: int,
+    *,
+    ordered: bool = True,
 ) -> list[Probe]:
     """For each sendable destination whose open circuit's cool-down is over (or whose
     probe was lost), take its oldest due delivery as the probe and make the circuit
-    half-open. Inside claim_due's transaction; returns the probes (at most ``limit``)."""
+    half-open. Inside claim_due's transaction; returns the probes (at most ``limit``).
+    ``ordered``: as claim_due found it (hookway.store.lanes.in_turn)."""
     if limit <= 0:
         return []
     ready = Destination.objects.filter(
@@ -83,7 +86,7 @@ def probe_claims(
         # must not overtake a delivery ahead of it.
         due = Delivery.objects.filter(
             Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
-            in_turn(now),
+            in_turn(now, ordered=ordered),
             destination_id=pk,
             state=DeliveryState.PENDING,
             next_attempt_at__lte=now,

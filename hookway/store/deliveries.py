@@ -42,7 +42,7 @@ from hookway.outbound import DeliveryState, ErrorKind, OutboundDelivery, Settlem
 from hookway.policy import RATE_HORIZON
 from hookway.routing import rules
 from hookway.secrets import resolve_secret
-from hookway.store import changelog, circuit, pacing
+from hookway.store import changelog, circuit, lanes, pacing
 from hookway.store.db import AdaptedDatetime, db_now
 from hookway.store.events import clear_route_cache
 from hookway.store.lanes import in_turn
@@ -72,16 +72,17 @@ WorkerKind = Literal["web", "dispatcher"]
 _SENDABLE = Q(destination__enabled=True, destination__paused=False)
 
 
-def _due(now: datetime) -> Q:
+def _due(now: datetime, *, ordered: bool = True) -> Q:
     """Claimable now: due, its destination sendable with its circuit closed and a
-    rate-limit slot within reach (hookway.store.circuit and pacing), not leased."""
+    rate-limit slot within reach (hookway.store.circuit and pacing), not leased, its
+    turn in its lane (hookway.store.lanes.in_turn, with ``ordered``)."""
     return (
         Q(state=DeliveryState.PENDING, next_attempt_at__lte=now)
         & _SENDABLE
         & Q(destination__circuit_state=CircuitState.CLOSED)
         & pacing.has_slot(now)
         & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        & in_turn(now)
+        & in_turn(now, ordered=ordered)
     )
 
 
@@ -144,7 +145,8 @@ def claim_due(
         # Rate-limit slots are times on the database's clock; the dispatcher waits for
         # them from when this returns, so what this claim took is taken off their delay.
         started = time.monotonic()
-        candidates = Delivery.objects.filter(_due(now)).order_by("next_attempt_at")
+        ordered = lanes.any_ordered()
+        candidates = Delivery.objects.filter(_due(now, ordered=ordered)).order_by("next_attempt_at")
         full = [
             dest_id
             for dest_id, conc in Destination.objects.filter(pk__in=list(busy)).values_list(
@@ -178,7 +180,9 @@ def claim_due(
             chosen.append(row)
         chosen.extend(
             _Candidate(*probe)
-            for probe in circuit.probe_claims(now, lease_seconds, busy, held, limit - len(chosen))
+            for probe in circuit.probe_claims(
+                now, lease_seconds, busy, held, limit - len(chosen), ordered=ordered
+            )
         )
         chosen, delays = pacing.reserve(now, chosen)
         if not chosen:
