@@ -4,39 +4,19 @@ between that check and the claim is left for the next claim, never claimed out o
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from hookway.models import Delivery, Destination, Route, Source
+from hookway.models import Delivery
 from hookway.store import deliveries, lanes
-from hookway.store.events import IncomingEvent, store_event
+from tests.lanes import lane
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _lane(ordered: bool, count: int = 3) -> list[str]:
-    """``count`` pending deliveries of one lane of a destination; their ids in order."""
-    source = Source.objects.create(slug="shop", verify="none")
-    target = Destination.objects.create(name="ledger", url="http://127.0.0.1:9/", ordered=ordered)
-    Route.objects.create(source=source, destination=target)
-    start = timezone.now() - timedelta(seconds=10)
-    for n in range(count):
-        store_event(
-            IncomingEvent(
-                source_id=source.id,
-                event_name="order.updated",
-                delivery_id=None,
-                content_type="application/json",
-                headers={},
-                body=b"{}",
-                received_at=start + timedelta(milliseconds=n),
-            )
-        )
-    return list(Delivery.objects.order_by("event__received_at").values_list("pk", flat=True))
+    return lane("http://127.0.0.1:9/", count, ordered=ordered)
 
 
 def _claimed(**kw: object) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from hookway.dispatch.dispatcher import Dispatcher, DispatcherConfig
 from hookway.models import Delivery, DeliveryState, Destination, Route, Source
 from hookway.send.guard import Guard
 from hookway.store.events import IncomingEvent, store_event
+from tests.lanes import lane
 from tests.receivers import Received, Receiver, Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,27 +32,7 @@ def arrivals(receiver: Receiver) -> list[int]:
     return [number(r) for r in receiver.received()]
 
 
-@sync_to_async
-def make_events(url: str, count: int, **destination: Any) -> list[str]:
-    """``count`` events, received one millisecond apart, each routed to one destination
-    made with ``destination``'s fields; returns the delivery ids in received order."""
-    source = Source.objects.create(slug="shop", verify="none")
-    target = Destination.objects.create(name="ledger", url=url, **destination)
-    Route.objects.create(source=source, destination=target)
-    start = timezone.now() - timedelta(seconds=10)
-    for n in range(count):
-        store_event(
-            IncomingEvent(
-                source_id=source.id,
-                event_name="order.updated",
-                delivery_id=None,
-                content_type="application/json",
-                headers={},
-                body=json.dumps({"n": n}).encode(),
-                received_at=start + timedelta(milliseconds=n),
-            )
-        )
-    return list(Delivery.objects.order_by("event__received_at").values_list("pk", flat=True))
+make_events = sync_to_async(lane)
 
 
 async def run(**overrides: Any) -> None:
