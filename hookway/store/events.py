@@ -37,7 +37,7 @@ from hookway import conf, ids
 from hookway.models import Delivery, DeliveryState, Event, Route, Source
 from hookway.outbound import NOTIFY_CHANNEL
 from hookway.routing import expr, lanes, rules
-from hookway.store.db import AdaptedDatetime, db_now, disconnected
+from hookway.store.db import AdaptedDatetime, Insert, db_now, disconnected
 from hookway.store.errors import (
     NotStored,
     SourceGone,
@@ -467,61 +467,8 @@ def _fan_out(
     return taken, filtered_out
 
 
-class _Insert:
-    """A prepared multi-row INSERT for one table, built from the model's own table and
-    column names. Used instead of ``bulk_create`` on ingest's hot path: the writer thread
-    holds the GIL while it prepares rows, and the ORM's per-field preparation cost about
-    four times as much Python per event (59 us measured), time the event loop could not
-    run.
-
-    One statement for many rows rather than ``executemany``: SQLite's driver lets go of
-    the GIL around every statement it steps, once per row under ``executemany``, and
-    each time the writer then waits for the event loop to hand it back (up to Python's
-    5 ms switch interval when the loop is busy). A group's commit took that many waits."""
-
-    # Rows per statement: within SQLite's and PostgreSQL's limits on bound parameters
-    # (32,766 and 65,535) for tables of a few dozen columns.
-    MAX_ROWS = 256
-
-    def __init__(
-        self,
-        model: type[Event] | type[Delivery],
-        columns: tuple[str, ...],
-        json_columns: tuple[str, ...] = (),
-    ):
-        self.model = model
-        self.columns = columns
-        self.json_columns = json_columns
-        self._sql: dict[tuple[str, int], str] = {}
-
-    def sql(self, rows: int = 1) -> str:
-        """The INSERT of ``rows`` rows for the connection's database."""
-        vendor = connection.vendor
-        key = (vendor, rows)
-        if key not in self._sql:
-            qn = connection.ops.quote_name
-            fields = {f.column for f in self.model._meta.concrete_fields}
-            assert set(self.columns) <= fields, "column list out of date with the model"
-            marks = [
-                "%s::jsonb" if c in self.json_columns and vendor == "postgresql" else "%s"
-                for c in self.columns
-            ]
-            row = f"({', '.join(marks)})"
-            self._sql[key] = (
-                f"INSERT INTO {qn(self.model._meta.db_table)} "  # noqa: S608 - names from the model
-                f"({', '.join(qn(c) for c in self.columns)}) VALUES {', '.join([row] * rows)}"
-            )
-        return self._sql[key]
-
-    def insert(self, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` (tuples in ``columns`` order) with as few statements as fit."""
-        for start in range(0, len(rows), self.MAX_ROWS):
-            chunk = rows[start : start + self.MAX_ROWS]
-            cursor.execute(self.sql(len(chunk)), [value for row in chunk for value in row])
-
-
-_EVENT_INSERT = _Insert(Event, _EventRow._fields, json_columns=("headers", "filtered_out"))
-_DELIVERY_INSERT = _Insert(Delivery, _DeliveryRow._fields)
+_EVENT_INSERT = Insert(Event, _EventRow._fields, json_columns=("headers", "filtered_out"))
+_DELIVERY_INSERT = Insert(Delivery, _DeliveryRow._fields)
 
 
 Outcome = StoredEvent | NotStored

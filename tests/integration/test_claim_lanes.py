@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from hookway.models import Delivery
+from hookway.models import Attempt, Delivery
 from hookway.store import deliveries, lanes
+from hookway.store.db import Insert
 from tests.lanes import lane
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,3 +54,25 @@ def test_a_destination_made_ordered_after_the_check_waits_for_the_next_claim(
 
     monkeypatch.undo()
     assert _claimed() == ids[:1]
+
+
+def test_a_claim_writes_each_attempt_as_the_orm_would_with_its_defaults() -> None:
+    ids = _lane(ordered=False, count=2)
+    deliveries.claim_due("worker-7", 10, 60)
+
+    fields = [f for f in Attempt._meta.concrete_fields if not f.primary_key]
+    given = {"delivery", "number", "worker", "started_at"}
+    for attempt in Attempt.objects.filter(delivery_id__in=ids):
+        assert attempt.number == 1
+        assert attempt.worker == "worker-7"
+        assert abs((timezone.now() - attempt.started_at).total_seconds()) < 60
+        for field in fields:
+            if field.name not in given:
+                expected = "" if field.name == "request_body" else field.get_default()
+                assert getattr(attempt, field.attname) == expected, field.name
+    assert Attempt.objects.filter(delivery_id__in=ids).count() == 2
+
+
+def test_an_insert_that_must_be_complete_refuses_a_missing_column() -> None:
+    with pytest.raises(AssertionError, match="a column is missing"):
+        Insert(Attempt, ("delivery_id", "number"), complete=True).sql()

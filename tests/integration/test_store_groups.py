@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from hookway.models import Delivery, Destination, Event, Route
-from hookway.store import events
+from hookway.store.db import Insert
 from hookway.store.events import IncomingEvent, store_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +28,7 @@ def _incoming(source_id: int, n: int) -> IncomingEvent:
     )
 
 
-@pytest.mark.parametrize("size", [1, events._Insert.MAX_ROWS, events._Insert.MAX_ROWS + 45])
+@pytest.mark.parametrize("size", [1, Insert.MAX_ROWS, Insert.MAX_ROWS + 45])
 def test_every_row_of_a_group_lands_with_its_own_values(make_source, size: int) -> None:
     source = make_source("groups")
     for name in ("one", "two"):  # two routes: twice as many deliveries as events
@@ -59,8 +59,8 @@ def test_a_statement_holds_at_most_max_rows_rows(monkeypatch) -> None:
         def execute(self, sql: str, params: list[object]) -> None:
             executed.append(len(params))
 
-    insert = events._Insert(Delivery, ("id", "state"))
-    monkeypatch.setattr(events._Insert, "MAX_ROWS", 3)
+    insert = Insert(Delivery, ("id", "state"))
+    monkeypatch.setattr(Insert, "MAX_ROWS", 3)
     insert.insert(Cursor(), [(str(i), "pending") for i in range(7)])
 
     assert executed == [6, 6, 2]  # rows of two columns: 3 + 3 + 1
