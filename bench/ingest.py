@@ -563,13 +563,13 @@ def _result(
                 "Where one Hookway process stops (CPU table below): its busiest thread "
                 + ("(the event loop's) " if loop_is_main else "")
                 + f"used {loop:.2f} of a core and the next (the ingest writer's) {writer:.2f}, "
-                f"{loop + writer:.2f} together, while {100 * idle:.0f} % of the machine's "
-                f"{os.cpu_count()} cores sat idle. Both threads run Python under one "
-                "interpreter lock (the GIL): what the writer spends in Python (building rows, "
-                "Django's cursor) is time the loop can't answer webhooks, so one process is "
-                "bounded by about one core of Python, not by the machine's cores: "
-                f"{med(u.us_per_request for u in usage):.0f} µs of CPU per webhook. A second "
-                "process (the 2-process rows) uses the idle core."
+                f"while {100 * idle:.0f} % of the machine's {os.cpu_count()} cores sat idle. "
+                "The loop is the limit: it runs every webhook's Python, and the rest of its "
+                "time it waits for a group's commit with every connection's request in it. "
+                "The writer's time is mostly SQLite's own work, outside Python's "
+                "interpreter lock (docs/architecture.md, 'Where one process stops'). "
+                f"{med(u.us_per_request for u in usage):.0f} µs of CPU per webhook in all. A "
+                "second process (the 2-process rows) uses the idle core."
             )
         lag_rows += [
             [n, f"round {i}", f"worker {j}", s.get("p50_ms"), s.get("p99_ms"), s.get("max_ms")]
