@@ -160,9 +160,14 @@ def cpu_snapshot(pid: int) -> CpuSnapshot:
     for proc in procs:
         with contextlib.suppress(OSError):
             threads.update(_thread_seconds(proc))
+    return CpuSnapshot(threads, machine_ticks())
+
+
+def machine_ticks() -> tuple[int, ...]:
+    """The machine's CPU time counters, all cores (the first line of /proc/stat: user,
+    nice, system, idle, iowait, ...)."""
     with open("/proc/stat") as stat:
-        machine = tuple(int(x) for x in stat.readline().split()[1:])
-    return CpuSnapshot(threads, machine)
+        return tuple(int(x) for x in stat.readline().split()[1:])
 
 
 def cpu_usage(before: CpuSnapshot, after: CpuSnapshot, seconds: float, requests: int) -> CpuUsage:

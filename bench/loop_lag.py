@@ -130,7 +130,7 @@ def _thread_sched(pid: int) -> tuple[float, float]:
 def _machine_cpu() -> tuple[float, float]:
     """(busy, total) jiffies of all CPUs from /proc/stat."""
     try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        fields = common.machine_ticks()
     except (OSError, ValueError):
         return float("nan"), float("nan")
     idle = fields[3] + fields[4]  # idle + iowait
