@@ -24,15 +24,16 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from hookway.models import DISABLED_FAILING, Delivery, DeliveryState, Destination
 from hookway.outbound import AttemptResult, ErrorKind, Settlement
 from hookway.policy import Change, CircuitState, format_duration, next_cooldown
 from hookway.store import changelog
+from hookway.store.db import Prepared, Slots
 from hookway.store.lanes import in_turn
 
 OPEN, HALF_OPEN, CLOSED = CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED
@@ -47,6 +48,27 @@ class Probe(NamedTuple):
     lease_expires_at: datetime | None
     concurrency: int
     timeout: float
+
+
+def _ready(s: Slots) -> QuerySet[Any, Any]:
+    """Destinations whose circuit may send a probe now (a Prepared query's builder)."""
+    now = s.one("now", Destination._meta.get_field("circuit_retry_at"))
+    ready = Destination.objects.filter(
+        Q(circuit_state=OPEN, circuit_retry_at__lte=now)
+        | Q(circuit_state=HALF_OPEN)
+        & (Q(circuit_probe_until__isnull=True) | Q(circuit_probe_until__lt=now)),
+        enabled=True,
+        paused=False,
+    ).order_by("pk")
+    if connection.vendor == "postgresql":
+        # Another dispatcher choosing this destination's probe right now: let it.
+        ready = ready.select_for_update(skip_locked=True, no_key=True)
+    return ready.values_list(
+        "pk", "name", "circuit_state", "concurrency", "timeout_seconds", "circuit_cooldown"
+    )
+
+
+_READY = Prepared(_ready)
 
 
 def probe_claims(
@@ -64,20 +86,8 @@ def probe_claims(
     ``ordered``: as claim_due found it (hookway.store.lanes.in_turn)."""
     if limit <= 0:
         return []
-    ready = Destination.objects.filter(
-        Q(circuit_state=OPEN, circuit_retry_at__lte=now)
-        | Q(circuit_state=HALF_OPEN)
-        & (Q(circuit_probe_until__isnull=True) | Q(circuit_probe_until__lt=now)),
-        enabled=True,
-        paused=False,
-    ).order_by("pk")
-    if connection.vendor == "postgresql":
-        # Another dispatcher choosing this destination's probe right now: let it.
-        ready = ready.select_for_update(skip_locked=True, no_key=True)
     probes: list[Probe] = []
-    for pk, name, state, concurrency, timeout, cooldown in ready.values_list(
-        "pk", "name", "circuit_state", "concurrency", "timeout_seconds", "circuit_cooldown"
-    ):
+    for pk, name, state, concurrency, timeout, cooldown in _READY.rows(now=now):
         if len(probes) >= limit:
             break
         if busy.get(pk, 0) >= concurrency:

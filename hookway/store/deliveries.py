@@ -21,10 +21,10 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import Min, Q, QuerySet
 
 from hookway import headers, ids
 from hookway.models import (
@@ -36,6 +36,7 @@ from hookway.models import (
     Destination,
     Event,
     Route,
+    Source,
     Worker,
 )
 from hookway.outbound import DeliveryState, ErrorKind, OutboundDelivery, Settlement
@@ -43,7 +44,7 @@ from hookway.policy import RATE_HORIZON
 from hookway.routing import rules
 from hookway.secrets import resolve_secret
 from hookway.store import changelog, circuit, lanes, pacing
-from hookway.store.db import AdaptedDatetime, Insert, db_now
+from hookway.store.db import AdaptedDatetime, Insert, Prepared, Slots, db_now
 from hookway.store.events import clear_route_cache
 from hookway.store.lanes import in_turn
 
@@ -72,15 +73,16 @@ WorkerKind = Literal["web", "dispatcher"]
 _SENDABLE = Q(destination__enabled=True, destination__paused=False)
 
 
-def _due(now: datetime, *, ordered: bool = True) -> Q:
+def _due(now: Any, *, ordered: bool = True, horizon: Any = None) -> Q:
     """Claimable now: due, its destination sendable with its circuit closed and a
     rate-limit slot within reach (hookway.store.circuit and pacing), not leased, its
-    turn in its lane (hookway.store.lanes.in_turn, with ``ordered``)."""
+    turn in its lane (hookway.store.lanes.in_turn, with ``ordered``). ``now`` and
+    ``horizon`` (pacing's, from ``now``) may be a Prepared query's slots."""
     return (
         Q(state=DeliveryState.PENDING, next_attempt_at__lte=now)
         & _SENDABLE
         & Q(destination__circuit_state=CircuitState.CLOSED)
-        & pacing.has_slot(now)
+        & pacing.has_slot(now, horizon)
         & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         & in_turn(now, ordered=ordered)
     )
@@ -142,6 +144,80 @@ class _Details(NamedTuple):
     tracestate: str | None
 
 
+# The fields _Candidate and _Details are read from, in order.
+_CANDIDATE_FIELDS = (
+    "pk",
+    "destination_id",
+    "attempts",
+    "lease_expires_at",
+    "destination__concurrency",
+    "destination__timeout_seconds",
+)
+_DETAIL_FIELDS = (
+    "pk",
+    "attempts",
+    "event_id",
+    "event__event_name",
+    "event__source__slug",
+    "destination_id",
+    "destination__name",
+    "destination__url",
+    "destination__signing_secret",
+    "destination__timeout_seconds",
+    "destination__max_attempts",
+    "event__body",
+    "event__content_type",
+    "next_attempt_at",
+    "destination__headers",
+    "destination__bearer_token",
+    "destination__basic_auth",
+    "destination__forward_headers",
+    "destination__handler",
+    "destination__celery_task",
+    "event__received_at",
+    "event__traceparent",
+    "event__tracestate",
+)
+
+_AT = Delivery._meta.get_field("next_attempt_at")
+_DELIVERY_PK = Delivery._meta.pk
+_DESTINATION_PK = Destination._meta.pk
+
+
+def _candidates(s: Slots, *, ordered: bool, full: bool, held: bool) -> QuerySet[Any, Any]:
+    """claim_due's candidates, oldest due first (a Prepared query's builder): ``full``,
+    destinations at their concurrency; ``held``, deliveries this worker still holds."""
+    now = s.one("now", _AT)
+    candidates = Delivery.objects.filter(
+        _due(now, ordered=ordered, horizon=s.one("horizon", _AT))
+    ).order_by("next_attempt_at")
+    if full:
+        candidates = candidates.exclude(destination__id__in=s.many("full", _DESTINATION_PK))
+    if held:
+        candidates = candidates.exclude(pk__in=s.many("held", _DELIVERY_PK))
+    if connection.vendor == "postgresql":
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    return candidates.values_list(*_CANDIDATE_FIELDS)
+
+
+_CANDIDATES = Prepared(_candidates)
+
+
+def _details(s: Slots) -> QuerySet[Any, Any]:
+    """What sending each claimed delivery needs (a Prepared query's builder)."""
+    return Delivery.objects.filter(pk__in=s.many("pks", _DELIVERY_PK)).values_list(*_DETAIL_FIELDS)
+
+
+_DETAILS = Prepared(_details)
+_CONCURRENCY = Prepared(
+    lambda s: Destination.objects.filter(pk__in=s.many("pks", _DESTINATION_PK)).values_list(
+        "pk", "concurrency"
+    )
+)
+# A claim's lease, in raw SQL as record_attempts' updates are.
+_LEASE_SET = "lease_owner = %s, lease_expires_at = %s, attempts = attempts + 1"
+
+
 def claim_due(
     worker: str,
     limit: int,
@@ -167,30 +243,22 @@ def claim_due(
         # them from when this returns, so what this claim took is taken off their delay.
         started = time.monotonic()
         ordered = lanes.any_ordered()
-        candidates = Delivery.objects.filter(_due(now, ordered=ordered)).order_by("next_attempt_at")
         full = [
             dest_id
-            for dest_id, conc in Destination.objects.filter(pk__in=list(busy)).values_list(
-                "pk", "concurrency"
-            )
+            for dest_id, conc in (_CONCURRENCY.rows(pks=list(busy)) if busy else [])
             if busy[dest_id] >= conc
         ]
-        if full:
-            candidates = candidates.exclude(destination_id__in=full)
-        if held:
-            candidates = candidates.exclude(pk__in=list(held))
-        if connection.vendor == "postgresql":
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        # Each list only when it has something to leave out.
+        lists = {name: value for name, value in (("full", full), ("held", list(held))) if value}
         rows = [
             _Candidate(*row)
-            for row in candidates.values_list(
-                "pk",
-                "destination_id",
-                "attempts",
-                "lease_expires_at",
-                "destination__concurrency",
-                "destination__timeout_seconds",
-            )[:limit]
+            for row in _CANDIDATES.rows(
+                {"ordered": ordered, "full": "full" in lists, "held": "held" in lists},
+                now=now,
+                horizon=pacing.horizon(now),
+                limit=limit,
+                **lists,
+            )
         ]
         taken: dict[int, int] = defaultdict(int)
         chosen: list[_Candidate] = []
@@ -223,49 +291,25 @@ def claim_due(
         for row in chosen:
             # One waiting for its rate-limit slot holds its lease that much longer.
             by_timeout[row.timeout + (RATE_HORIZON if row.pk in delays else 0.0)].append(row.pk)
-        for timeout, pks in by_timeout.items():
-            # The lease outlives the longest the attempt can take (the sender enforces
-            # the timeout as a deadline over the whole attempt), and the dispatcher
-            # renews it while it still holds the delivery (recording can be slow when
-            # the database is): only a dead dispatcher's deliveries are reclaimed.
-            expires = now + timedelta(seconds=lease_seconds + timeout)
-            Delivery.objects.filter(pk__in=pks).update(
-                lease_owner=worker, lease_expires_at=expires, attempts=F("attempts") + 1
-            )
-        started_at = connection.ops.adapt_datetimefield_value(now)
+        adapt = connection.ops.adapt_datetimefield_value
         with connection.cursor() as cursor:
+            for timeout, pks in by_timeout.items():
+                # The lease outlives the longest the attempt can take (the sender
+                # enforces the timeout as a deadline over the whole attempt), and the
+                # dispatcher renews it while it still holds the delivery (recording can
+                # be slow when the database is): only a dead dispatcher's deliveries are
+                # reclaimed.
+                expires = now + timedelta(seconds=lease_seconds + timeout)
+                cursor.execute(
+                    _update_sql(Delivery, _LEASE_SET, f"id IN ({', '.join(['%s'] * len(pks))})"),
+                    [worker, adapt(expires), *pks],
+                )
+            started_at = adapt(now)
             _ATTEMPT_INSERT.insert(
                 cursor,
                 [_AttemptRow(row.pk, row.attempts + 1, worker, started_at) for row in chosen],
             )
-        details = [
-            _Details(*row)
-            for row in Delivery.objects.filter(pk__in=[row.pk for row in chosen]).values_list(
-                "pk",
-                "attempts",
-                "event_id",
-                "event__event_name",
-                "event__source__slug",
-                "destination_id",
-                "destination__name",
-                "destination__url",
-                "destination__signing_secret",
-                "destination__timeout_seconds",
-                "destination__max_attempts",
-                "event__body",
-                "event__content_type",
-                "next_attempt_at",
-                "destination__headers",
-                "destination__bearer_token",
-                "destination__basic_auth",
-                "destination__forward_headers",
-                "destination__handler",
-                "destination__celery_task",
-                "event__received_at",
-                "event__traceparent",
-                "event__tracestate",
-            )
-        ]
+        details = [_Details(*row) for row in _DETAILS.rows(pks=[row.pk for row in chosen])]
         transforms = _route_transforms(details)
         # The sender's stored headers, only for the events whose destination forwards some
         # or gets the whole event (a handler, a Celery task), or whose route transforms it.
@@ -298,13 +342,23 @@ def _route_transforms(details: Sequence[_Details]) -> dict[tuple[str, int], str]
     keyed by (source slug, destination id); only routes that have one."""
     return {
         (slug, destination_id): text
-        for slug, destination_id, text in Route.objects.filter(
-            source__slug__in={d.source_slug for d in details},
-            destination_id__in={d.destination_id for d in details},
+        for slug, destination_id, text in _TRANSFORMS.rows(
+            slugs={d.source_slug for d in details},
+            destinations={d.destination_id for d in details},
+        )
+    }
+
+
+_TRANSFORMS = Prepared(
+    lambda s: (
+        Route.objects.filter(
+            source__slug__in=s.many("slugs", Source._meta.get_field("slug")),
+            destination__id__in=s.many("destinations", _DESTINATION_PK),
         )
         .exclude(transform="")
         .values_list("source__slug", "destination_id", "transform")
-    }
+    )
+)
 
 
 def _transformed(

@@ -16,11 +16,15 @@ from datetime import datetime
 from django.db.models import Exists, OuterRef, Q, Subquery
 
 from hookway.models import Delivery, DeliveryState, Destination, Event, OnDead
+from hookway.store.db import Prepared
 
 
 def any_ordered() -> bool:
     """Whether any destination is ``ordered`` (a claim's ``in_turn(now, ordered=...)``)."""
-    return Destination.objects.filter(ordered=True).exists()
+    return bool(_ORDERED.rows(limit=1))
+
+
+_ORDERED = Prepared(lambda s: Destination.objects.filter(ordered=True).values_list("pk"))
 
 
 def in_turn(now: datetime, *, ordered: bool = True) -> Q:

@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from hookway.models import Destination
 from hookway.policy import RATE_HORIZON, rate_interval
+from hookway.store.db import Prepared, Slots
 
 
 class _Claimed(Protocol):
@@ -42,14 +43,33 @@ class _Claimed(Protocol):
 C = TypeVar("C", bound=_Claimed)
 
 
-def has_slot(now: datetime) -> Q:
-    """Deliveries whose destination has a rate-limit slot within the horizon, or no
-    rate limit (one removed leaves its last slot behind, which then means nothing)."""
+def horizon(now: datetime) -> datetime:
+    """How far ahead of ``now`` a claim takes rate-limit slots."""
+    return now + timedelta(seconds=RATE_HORIZON)
+
+
+def has_slot(now: Any, until: Any = None) -> Q:
+    """Deliveries whose destination has a rate-limit slot within the horizon (``until``,
+    ``horizon(now)`` unless given), or no rate limit (one removed leaves its last slot
+    behind, which then means nothing)."""
     return (
         Q(destination__rate_limit="")
         | Q(destination__rate_next_at__isnull=True)
-        | Q(destination__rate_next_at__lte=now + timedelta(seconds=RATE_HORIZON))
+        | Q(destination__rate_next_at__lte=horizon(now) if until is None else until)
     )
+
+
+def _limited(s: Slots) -> QuerySet[Any, Any]:
+    """The rate-limited destinations among ``pks`` (a Prepared query's builder)."""
+    limited = Destination.objects.filter(pk__in=s.many("pks", Destination._meta.pk)).exclude(
+        rate_limit=""
+    )
+    if connection.vendor == "postgresql":
+        limited = limited.select_for_update(no_key=True)  # one claim at a time
+    return limited.order_by("pk").values_list("pk", "rate_limit", "rate_next_at")
+
+
+_LIMITED = Prepared(_limited)
 
 
 def reserve(now: datetime, chosen: Sequence[C]) -> tuple[list[C], dict[str, float]]:
@@ -59,20 +79,19 @@ def reserve(now: datetime, chosen: Sequence[C]) -> tuple[list[C], dict[str, floa
     by_destination: dict[int, list[C]] = defaultdict(list)
     for row in chosen:
         by_destination[row.destination_id].append(row)
-    limited = Destination.objects.filter(pk__in=list(by_destination)).exclude(rate_limit="")
-    if connection.vendor == "postgresql":
-        limited = limited.select_for_update(no_key=True)  # one claim at a time
-    horizon = now + timedelta(seconds=RATE_HORIZON)
+    if not by_destination:
+        return [], {}
+    last = horizon(now)
     dropped: set[str] = set()
     delays: dict[str, float] = {}
-    for pk, text, next_at in limited.order_by("pk").values_list("pk", "rate_limit", "rate_next_at"):
+    for pk, text, next_at in _LIMITED.rows(pks=list(by_destination)):
         interval = rate_interval(text)
         if interval is None:
             continue
         slot = max(next_at or now, now)
         step = timedelta(seconds=interval)
         for row in by_destination[pk]:
-            if slot > horizon:
+            if slot > last:
                 dropped.add(row.pk)
                 continue
             wait = (slot - now).total_seconds()
@@ -86,10 +105,10 @@ def reserve(now: datetime, chosen: Sequence[C]) -> tuple[list[C], dict[str, floa
 def gate_times(now: datetime, destination_ids: Sequence[int]) -> dict[int, datetime]:
     """For these destinations, the time before which a claim gets no slot (only those
     whose next slot is beyond the horizon)."""
-    horizon = timedelta(seconds=RATE_HORIZON)
+    ahead = timedelta(seconds=RATE_HORIZON)
     rows = (
-        Destination.objects.filter(pk__in=list(destination_ids), rate_next_at__gt=now + horizon)
+        Destination.objects.filter(pk__in=list(destination_ids), rate_next_at__gt=now + ahead)
         .exclude(rate_limit="")
         .values_list("pk", "rate_next_at")
     )
-    return {pk: next_at - horizon for pk, next_at in rows if next_at is not None}
+    return {pk: next_at - ahead for pk, next_at in rows if next_at is not None}
