@@ -259,6 +259,8 @@ class Prepared:
             limit_field = PositiveIntegerField()
             params = (*params[:before], _Marker("limit", None, limit_field), *params[before:])
         fields = [selected[0] for selected in compiler.select[: compiler.col_count]]
+        # The backend's converters are bound to the compiling thread's connection; they
+        # read only its settings (the time zone), the same for every thread's.
         converters = list(compiler.get_converters(fields).items())
         return _Compiled(sql, params, converters)
 

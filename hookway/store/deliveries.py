@@ -671,6 +671,22 @@ def _spare_waiting(settlements: Sequence[Settlement]) -> list[Settlement]:
     return spared
 
 
+def _holding(s: Slots) -> QuerySet[Any, Any]:
+    """Which of ``pks`` ``worker`` still holds, locked on PostgreSQL until the commit (a
+    Prepared query's builder)."""
+    holding = Delivery.objects.filter(
+        pk__in=s.many("pks", _DELIVERY_PK),
+        lease_owner=s.one("worker", Delivery._meta.get_field("lease_owner")),
+        state=DeliveryState.PENDING,
+    )
+    if connection.vendor == "postgresql":
+        holding = holding.select_for_update()
+    return holding.values_list("pk", "attempts")
+
+
+_HOLDING = Prepared(_holding)
+
+
 def record_attempts(worker: str, settlements: Sequence[Settlement]) -> set[str]:
     """Write finished attempts and move their deliveries on, in one transaction (a group
     commit: one fsync for the whole batch).
@@ -688,19 +704,14 @@ def record_attempts(worker: str, settlements: Sequence[Settlement]) -> set[str]:
     Returns the ids of deliveries that ran out of attempts but were kept pending, their
     destination being paused or disabled (see _spare_waiting): not dead.
     """
+    if not settlements:
+        return set()
     adapt = connection.ops.adapt_datetimefield_value
     with transaction.atomic(), connection.cursor() as cursor:
         now = db_now()
         # Which of these deliveries this worker still holds, locked until commit so no
         # claim takes one over between this check and the update below.
-        holding = Delivery.objects.filter(
-            pk__in=[s.result.delivery_id for s in settlements],
-            lease_owner=worker,
-            state=DeliveryState.PENDING,
-        )
-        if connection.vendor == "postgresql":
-            holding = holding.select_for_update()
-        held = set(holding.values_list("pk", "attempts"))
+        held = set(_HOLDING.rows(pks=[s.result.delivery_id for s in settlements], worker=worker))
         settlements = _spare_waiting(settlements)
         spared = {s.result.delivery_id for s in settlements if s.note == SPARED}
         attempt_rows: list[_AttemptUpdate] = []

@@ -151,10 +151,21 @@ def test_every_other_claim_query_matches_the_orm(backlog: dict[str, Any]) -> Non
         (pacing._LIMITED, {"pks": [plain, limited]}),
         (pacing._LIMITED, {"pks": [ordered]}),
         (lanes._ORDERED, {"limit": 1}),
+        (deliveries._HOLDING, {"pks": backlog["ids"], "worker": "w"}),
+        (deliveries._HOLDING, {"pks": backlog["ids"][5:7], "worker": "w"}),
+        (deliveries._HOLDING, {"pks": backlog["ids"], "worker": "other"}),
     ]
     found = 0
     for prepared, values in cases:
         fast, orm = _both(prepared, **values)
         assert fast == orm, values
         found += bool(orm)
-    assert found >= 6, "the cases find too little to compare"
+    assert found >= 8, "the cases find too little to compare"
+
+
+def test_an_empty_batch_of_results_records_nothing_and_asks_nothing(
+    backlog: dict[str, Any],
+) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        assert deliveries.record_attempts("w", []) == set()
+    assert queries.captured_queries == []
