@@ -297,9 +297,16 @@ class _CachedSource(NamedTuple):
 
 
 _sources: dict[str, _CachedSource] = {}
+
+
+class _Lookup(NamedTuple):
+    future: Future[events.SourceSpec | None]
+    began: float  # time.monotonic() when it was queued
+
+
 # The lookup in flight per slug: every webhook that needs that source meanwhile waits for
 # this one, rather than queueing one more behind it.
-_lookups: dict[str, Future[events.SourceSpec | None]] = {}
+_lookups: dict[str, _Lookup] = {}
 # Bumped by clear_source_cache: a lookup begun before a change doesn't cache what it read.
 _generation = 0
 _cache_lock = threading.Lock()  # _lookups, _generation, and _sources' writes
@@ -317,34 +324,47 @@ def clear_source_cache() -> None:
 
 
 def _lookup(slug: str) -> Future[events.SourceSpec | None]:
-    """The slug's lookup in flight, or a new one on the reader thread."""
+    """The slug's lookup in flight, or a new one on the reader thread. One in flight for
+    SOURCE_CACHE_SECONDS already (a stalled database) is not joined: what it reads may
+    be older than a webhook may be served; a new one is queued behind it."""
     with _cache_lock:
+        now = time.monotonic()
         running = _lookups.get(slug)
-        if running is None:
-            running = _reader.submit(_read_source, slug, time.monotonic(), _generation)
-            _lookups[slug] = running
-        return running
+        if running is None or now - running.began >= SOURCE_CACHE_SECONDS:
+            lookup = _Lookup(Future(), now)
+            _lookups[slug] = lookup
+            _reader.submit(_read_source, slug, lookup, _generation)
+            running = lookup
+        return running.future
 
 
-def _read_source(slug: str, began: float, generation: int) -> events.SourceSpec | None:
+def _read_source(slug: str, lookup: _Lookup, generation: int) -> None:
     """The reader thread's lookup: read the source, cache it unless the cache was cleared
-    since the lookup began, and let the next webhook start a new lookup."""
+    since the lookup began, and let the next webhook start a new lookup; its answer (or
+    error) goes to whoever waits on ``lookup.future``."""
     try:
         spec = _guarded(events.get_source, reconnect=True)(slug)
-    except Exception as exc:
+    except BaseException as exc:
         # Whoever waits gets the error (a 503); a refresh nobody waited for is said here.
         logger.warning("looking up source %r failed: %s", slug, exc)
-        with _cache_lock:
-            if generation == _generation:
-                _lookups.pop(slug, None)
-        raise
+        _forget(slug, lookup)
+        lookup.future.set_exception(exc)
+        if not isinstance(exc, Exception):
+            raise
+        return
     with _cache_lock:
         if generation == _generation:
             if len(_sources) > 10_000:  # unknown slugs must not grow it without bound
                 _sources.clear()
-            _sources[slug] = _CachedSource(began, spec)
-            _lookups.pop(slug, None)
-    return spec
+            _sources[slug] = _CachedSource(lookup.began, spec)
+    _forget(slug, lookup)
+    lookup.future.set_result(spec)
+
+
+def _forget(slug: str, lookup: _Lookup) -> None:
+    with _cache_lock:
+        if _lookups.get(slug) is lookup:
+            del _lookups[slug]
 
 
 async def aget_source(slug: str, deadline: float | None = None) -> events.SourceSpec | None:

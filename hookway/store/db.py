@@ -182,8 +182,8 @@ class Prepared:
     ``build(slots, **flags)`` returns the queryset; ``slots.one(name, field)`` and
     ``slots.many(name, field)`` stand for the run's values, ``slots.limit`` for a slice's
     bound (``limit`` among the values). A shape is the flags and the size of each list,
-    rounded up to a power of two (the rest filled with the list's last value, which
-    changes no ``IN``); on SQLite and PostgreSQL alike. ``queryset()`` builds the same
+    rounded up to a power of two up to MAX_PADDED (the rest filled with the list's last
+    value, which changes no ``IN``); on SQLite and PostgreSQL alike. ``queryset()`` builds the same
     query with the values themselves, for the ORM to run (the tests compare the two)."""
 
     def __init__(self, build: Callable[..., QuerySet[Any, Any]]):
@@ -265,9 +265,14 @@ class Prepared:
         return _Compiled(sql, params, converters)
 
 
+# Lists longer than this are not padded (a shape per size): padding one of 16,385 to
+# 32,768 would pass SQLite's limit on bound parameters.
+MAX_PADDED = 1024
+
+
 def _bucket(size: int) -> int:
     assert size > 0, "an empty list has no IN to fill: leave its filter out"
-    return 1 << (size - 1).bit_length()
+    return 1 << (size - 1).bit_length() if size <= MAX_PADDED else size
 
 
 def _adapt(field: Field[Any, Any], value: Any, index: int | None) -> Any:

@@ -169,3 +169,12 @@ def test_an_empty_batch_of_results_records_nothing_and_asks_nothing(
     with CaptureQueriesContext(connection) as queries:
         assert deliveries.record_attempts("w", []) == set()
     assert queries.captured_queries == []
+
+
+def test_lists_are_padded_to_a_power_of_two_only_up_to_a_bound() -> None:
+    from hookway.store import db
+
+    assert [db._bucket(n) for n in (1, 2, 3, 5, 1000, 1024)] == [1, 2, 4, 8, 1024, 1024]
+    # Beyond it, each size is its own shape: padding would pass SQLite's parameter limit.
+    assert db._bucket(db.MAX_PADDED + 1) == db.MAX_PADDED + 1
+    assert db._bucket(16_385) == 16_385

@@ -174,3 +174,28 @@ async def test_a_failing_lookup_is_not_cached_and_the_next_webhook_tries_again(
     spec = await gate.aget_source("demo")
     assert spec is not None
     assert calls == 2
+
+
+async def test_a_lookup_stalled_past_the_cache_time_is_not_joined(
+    source: Callable[..., Any], gated: GatedLookups
+):
+    created = await source("demo", max_body_bytes=1000)
+    gated.read_first = True
+    stalled = asyncio.create_task(gate.aget_source("demo"))
+    assert await asyncio.to_thread(gated.started.wait, 5)
+    await asyncio.sleep(0.1)  # it has read the row, and stalls
+    gated.read_first = False
+    # Changed by another process meanwhile; the stalled lookup began long enough ago that
+    # what it read may be older than a webhook may be served.
+    await sync_to_async(Source.objects.filter(pk=created.pk).update)(max_body_bytes=2000)
+    lookup = gate._lookups["demo"]
+    gate._lookups["demo"] = lookup._replace(began=lookup.began - gate.SOURCE_CACHE_SECONDS)
+    later = asyncio.create_task(gate.aget_source("demo"))
+    await asyncio.sleep(0.1)
+    gated.release()
+    old, fresh = await stalled, await later
+    assert old is not None
+    assert old.max_body_bytes == 1000
+    assert fresh is not None
+    assert fresh.max_body_bytes == 2000, "a webhook joined a lookup begun too long ago"
+    assert gated.calls == 2
