@@ -161,15 +161,12 @@ class Slots:
             return list(self._values[name])
         return [Slot(_Marker(name, i, field)) for i in range(self._sizes[name])]
 
-    @property
-    def limit(self) -> int:
-        return int(self._values["limit"]) if self._values is not None else self.LIMIT
-
 
 class _Compiled(NamedTuple):
     sql: str
     params: tuple[Any, ...]  # constants, and _Markers where the run's values go
-    converters: list[tuple[int, tuple[list[Any], Any]]]
+    compiler: Any  # Django's SQLCompiler that wrote ``sql``: it converts the rows
+    converters: dict[int, tuple[list[Any], Any]]
 
 
 class Prepared:
@@ -180,11 +177,11 @@ class Prepared:
     millisecond of Python, most of a claim's time, and the same every time.
 
     ``build(slots, **flags)`` returns the queryset; ``slots.one(name, field)`` and
-    ``slots.many(name, field)`` stand for the run's values, ``slots.limit`` for a slice's
-    bound (``limit`` among the values). A shape is the flags and the size of each list,
-    rounded up to a power of two up to MAX_PADDED (the rest filled with the list's last
-    value, which changes no ``IN``); on SQLite and PostgreSQL alike. ``queryset()`` builds the same
-    query with the values themselves, for the ORM to run (the tests compare the two)."""
+    ``slots.many(name, field)`` stand for the run's values, and a ``limit`` among them
+    slices it. A shape is the flags and the size of each list, rounded up to a power of
+    two up to MAX_PADDED (the rest filled with the list's last value, which changes no
+    ``IN``); on SQLite and PostgreSQL alike. ``queryset()`` builds the same query with
+    the values themselves, for the ORM to run (the tests compare the two)."""
 
     def __init__(self, build: Callable[..., QuerySet[Any, Any]]):
         self._build = build
@@ -226,18 +223,9 @@ class Prepared:
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
-        if not compiled.converters:
-            return [tuple(row) for row in rows]
-        converted = []
-        for row in rows:
-            out = list(row)
-            for pos, (convs, expression) in compiled.converters:
-                value = out[pos]
-                for convert in convs:
-                    value = convert(value, expression, connection)
-                out[pos] = value
-            converted.append(tuple(out))
-        return converted
+        if compiled.converters:
+            rows = compiled.compiler.apply_converters(rows, compiled.converters)
+        return [tuple(row) for row in rows]
 
     def _compile(
         self, flags: Mapping[str, Hashable], sizes: Mapping[str, int], limited: bool
@@ -259,10 +247,10 @@ class Prepared:
             limit_field = PositiveIntegerField()
             params = (*params[:before], _Marker("limit", None, limit_field), *params[before:])
         fields = [selected[0] for selected in compiler.select[: compiler.col_count]]
-        # The backend's converters are bound to the compiling thread's connection; they
-        # read only its settings (the time zone), the same for every thread's.
-        converters = list(compiler.get_converters(fields).items())
-        return _Compiled(sql, params, converters)
+        # The compiler and the backend's converters hold the compiling thread's
+        # connection; converting reads only its settings (the time zone, its features),
+        # the same for every thread's.
+        return _Compiled(sql, params, compiler, compiler.get_converters(fields))
 
 
 # Lists longer than this are not padded (a shape per size): padding one of 16,385 to
