@@ -52,6 +52,22 @@ def gated(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedLookups]:
     lookups.release()  # a test that failed half-way must not leave the reader thread held
 
 
+async def _stalled_after_reading(gated: GatedLookups) -> asyncio.Task[Any]:
+    """A webhook's lookup of "demo" that has read the row as it is now, and is held."""
+    gated.read_first = True
+    lookup = asyncio.create_task(gate.aget_source("demo"))
+    assert await asyncio.to_thread(gated.started.wait, 5)
+    await asyncio.sleep(0.1)  # the lookup has read the row
+    gated.read_first = False
+    return lookup
+
+
+async def _set_limit(source: Source, limit: int) -> None:
+    """Change the source's row without clearing this process's cache (as another
+    process would)."""
+    await sync_to_async(Source.objects.filter(pk=source.pk).update)(max_body_bytes=limit)
+
+
 async def _age(slug: str, seconds: float) -> None:
     """Make the cached entry for ``slug`` look read ``seconds`` ago."""
     hit = gate._sources[slug]
@@ -79,8 +95,7 @@ async def test_a_source_due_for_refresh_is_served_while_it_is_read_again(
     assert (await gate.aget_source("demo")).max_body_bytes == 1000  # type: ignore[union-attr]
     gated._go.clear()
     gated.started.clear()
-    # Changed by another process: nothing in this one clears the cache.
-    await sync_to_async(Source.objects.filter(pk=created.pk).update)(max_body_bytes=2000)
+    await _set_limit(created, 2000)
     await _age("demo", gate.SOURCE_REFRESH_SECONDS + 0.05)
 
     started = time.monotonic()
@@ -133,14 +148,10 @@ async def test_a_lookup_begun_before_a_change_caches_nothing(
     source: Callable[..., Any], gated: GatedLookups
 ):
     created = await source("demo", max_body_bytes=1000)
-    gated.read_first = True
-    before = asyncio.create_task(gate.aget_source("demo"))
-    assert await asyncio.to_thread(gated.started.wait, 5)
-    await asyncio.sleep(0.1)  # the lookup has read the row as it was
+    before = await _stalled_after_reading(gated)
     # The change, made in this process, clears the cache while the lookup is in flight.
-    await sync_to_async(Source.objects.filter(pk=created.pk).update)(max_body_bytes=2000)
+    await _set_limit(created, 2000)
     gate.clear_source_cache()
-    gated.read_first = False
     gated.release()
     old = await before  # whoever waited gets the answer read before the change
     assert old is not None
@@ -180,14 +191,10 @@ async def test_a_lookup_stalled_past_the_cache_time_is_not_joined(
     source: Callable[..., Any], gated: GatedLookups
 ):
     created = await source("demo", max_body_bytes=1000)
-    gated.read_first = True
-    stalled = asyncio.create_task(gate.aget_source("demo"))
-    assert await asyncio.to_thread(gated.started.wait, 5)
-    await asyncio.sleep(0.1)  # it has read the row, and stalls
-    gated.read_first = False
+    stalled = await _stalled_after_reading(gated)
     # Changed by another process meanwhile; the stalled lookup began long enough ago that
     # what it read may be older than a webhook may be served.
-    await sync_to_async(Source.objects.filter(pk=created.pk).update)(max_body_bytes=2000)
+    await _set_limit(created, 2000)
     lookup = gate._lookups["demo"]
     gate._lookups["demo"] = lookup._replace(began=lookup.began - gate.SOURCE_CACHE_SECONDS)
     later = asyncio.create_task(gate.aget_source("demo"))
