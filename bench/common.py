@@ -704,7 +704,8 @@ def render_markdown(name: str, result: Result) -> str:
             "Do not read anything into these numbers.",
             "",
         ]
-    lines += [f"![{name}]({name}.png)", ""]
+    if result.charts or result.plot:  # write_result draws <name>.png only then
+        lines += [f"![{name}]({name}.png)", ""]
     if result.rows:
         lines += [*_md_table(result.columns, result.rows), ""]
     for caption, columns, rows in result.extra_tables:
