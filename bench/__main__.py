@@ -27,6 +27,7 @@ BENCHMARKS = (
     "pg_scaleout",
     "sender_timeout",
     "delivery",
+    "gc_pauses",
     "fanout",
     "http_client",
     "admin",

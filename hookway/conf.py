@@ -319,6 +319,9 @@ class HookwaySettings:
     # The dispatcher logs a warning when its event loop is blocked this long (a handler
     # doing blocking work on the loop, docs/handlers.md); 0 turns the watch off.
     loop_lag_warn_ms: float = 200.0
+    # The cyclic garbage collector's youngest-generation threshold each Hookway process
+    # raises to at startup (hookway.runtime.prepare_collector); 0 leaves it alone.
+    gc_gen0_threshold: int = 2000
     # Where destination state changes are emailed (docs/delivery.md, "Notifications").
     notify_email: list[str] = field(default_factory=list)
     # Who may read /metrics (docs/operations.md, "Metrics"): these addresses, or anyone
@@ -416,6 +419,7 @@ def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> Ho
         stream_backfill=envint(env, "HOOKWAY_STREAM_BACKFILL", 1000, minimum=1),
         celery_app=envstr(env, "HOOKWAY_CELERY_APP", "").strip() or None,
         loop_lag_warn_ms=envfloat(env, "HOOKWAY_LOOP_LAG_WARN_MS", 200.0, minimum=0.0),
+        gc_gen0_threshold=envint(env, "HOOKWAY_GC_GEN0_THRESHOLD", 2000, minimum=0),
         notify_email=envemails(env, "HOOKWAY_NOTIFY_EMAIL"),
         metrics_allowlist=envaddresses(
             env, "HOOKWAY_METRICS_ALLOWLIST", ",".join(METRICS_ALLOWLIST)
@@ -478,6 +482,7 @@ APP_KEYS = (
     "STREAM_BACKFILL",
     "CELERY_APP",
     "LOOP_LAG_WARN_MS",
+    "GC_GEN0_THRESHOLD",
     "NOTIFY_EMAIL",
     "METRICS_ALLOWLIST",
     "METRICS_TOKEN",

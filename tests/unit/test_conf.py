@@ -35,6 +35,8 @@ def test_defaults_use_sqlite_under_var_and_embedded_dispatcher():
         ({"HOOKWAY_DISPATCHER_CONCURRENCY": "0"}, "HOOKWAY_DISPATCHER_CONCURRENCY"),
         ({"HOOKWAY_LOG_LEVEL": "LOUD"}, "HOOKWAY_LOG_LEVEL"),
         ({"HOOKWAY_DEMO": "perhaps"}, "HOOKWAY_DEMO"),
+        ({"HOOKWAY_GC_GEN0_THRESHOLD": "-1"}, "HOOKWAY_GC_GEN0_THRESHOLD"),
+        ({"HOOKWAY_GC_GEN0_THRESHOLD": "lots"}, "HOOKWAY_GC_GEN0_THRESHOLD"),
     ],
 )
 def test_a_bad_value_names_the_variable(env, named):
@@ -56,6 +58,12 @@ def test_values_are_parsed():
     assert settings.allowed_hosts == ["a.example", "b.example"]
     assert settings.retry_schedule == (0.0, 0.5, 1.0)
     assert settings.embedded_dispatcher is False
+
+
+@pytest.mark.parametrize(("value", "threshold"), [(None, 2000), ("0", 0), ("20000", 20000)])
+def test_the_collector_threshold_defaults_to_2000_and_0_leaves_it_alone(value, threshold):
+    env = dict(KEY) if value is None else {**KEY, "HOOKWAY_GC_GEN0_THRESHOLD": value}
+    assert conf.load(env).gc_gen0_threshold == threshold
 
 
 def test_settings_configure_the_database_from_database_url():
@@ -216,6 +224,11 @@ def test_app_settings_merge_the_dict_over_the_environment(tmp_path):
     assert settings.db_timeout == 2.0  # the environment fills in what the dict leaves
 
 
+def test_a_host_project_can_leave_the_garbage_collector_alone():
+    assert conf.load_app({"GC_GEN0_THRESHOLD": 0}, {}).gc_gen0_threshold == 0
+    assert conf.load_app({}, {}).gc_gen0_threshold == 2000
+
+
 def test_app_settings_need_no_secret_key_and_ignore_the_servers_variables():
     # SECRET_KEY, DATABASE_URL, DEBUG belong to the host project, whatever they say.
     settings = conf.load_app({}, {"DATABASE_URL": "mysql://x/y", "DEBUG": "maybe"})
@@ -235,6 +248,7 @@ def test_app_settings_need_no_secret_key_and_ignore_the_servers_variables():
         ({"RETRY_SCHEDULE": [0, -1]}, r"settings.HOOKWAY\['RETRY_SCHEDULE'\]"),
         ({"RETRY_SCHEDULE": {"a": 1}}, r"settings.HOOKWAY\['RETRY_SCHEDULE'\]"),
         ({"DISPATCHER_CONCURRENCY": 0}, r"settings.HOOKWAY\['DISPATCHER_CONCURRENCY'\]"),
+        ({"GC_GEN0_THRESHOLD": -5}, r"settings.HOOKWAY\['GC_GEN0_THRESHOLD'\]"),
         ({"CONFG": "hookway.toml"}, r"settings.HOOKWAY\['CONFG'\]: not a Hookway setting"),
         ({"SECRET_KEY": "x"}, r"settings.HOOKWAY\['SECRET_KEY'\]: not a Hookway setting"),
     ],

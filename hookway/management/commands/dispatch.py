@@ -69,7 +69,7 @@ class Command(BaseCommand):
         from hookway.metrics import server as metrics_server
         from hookway.runtime import (
             apply_config_file,
-            freeze_startup_heap,
+            prepare_collector,
             start_loop_monitor,
             start_observing,
             stop_loop_monitor,
@@ -77,7 +77,7 @@ class Command(BaseCommand):
         )
 
         await apply_config_file()
-        freeze_startup_heap()  # before the loop is watched: the collection takes a while
+        prepare_collector()  # before the loop is watched: the collection takes a while
         endpoint = None
         if options["metrics_address"] is not None:
             host, port = options["metrics_address"]

@@ -1,0 +1,32 @@
+"""The garbage collector's set-up at startup (hookway.runtime.prepare_collector)."""
+
+import gc
+
+import pytest
+
+from hookway import runtime
+
+
+@pytest.fixture
+def thresholds():
+    """Each test starts from Python's default thresholds and leaves the process's own."""
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*before)
+
+
+def test_the_young_threshold_is_raised_and_the_older_ones_kept(thresholds):
+    runtime.raise_gen0_threshold(2000)
+    assert gc.get_threshold() == (2000, 10, 10)
+
+
+def test_a_higher_threshold_the_process_set_is_kept(thresholds):
+    gc.set_threshold(50_000, 20, 30)
+    runtime.raise_gen0_threshold(2000)
+    assert gc.get_threshold() == (50_000, 20, 30)
+
+
+def test_0_leaves_the_collector_alone(thresholds):
+    runtime.raise_gen0_threshold(0)
+    assert gc.get_threshold() == (700, 10, 10)
