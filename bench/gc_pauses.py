@@ -26,10 +26,11 @@ from typing import Any
 from bench import common
 from bench.delivery import DELAY_MS, HookwaySetup, Run, _throughput
 from bench.deliverykit import Receiver, produce_hookway, read_lag
+from hookway.conf import HookwaySettings
 
 # 0: Hookway leaves the collector as Python set it (700 on CPython 3.11 to 3.13).
 THRESHOLDS = (0, 2000, 7000, 20000)
-DEFAULT = 2000  # hookway.conf's gc_gen0_threshold
+DEFAULT = HookwaySettings.gc_gen0_threshold
 CONCURRENCY = 1000
 
 
@@ -37,29 +38,28 @@ CONCURRENCY = 1000
 class Round:
     run: Run
     lag: dict[str, float] = field(default_factory=dict)
-    pauses: list[tuple[int, float]] = field(default_factory=list)
-    threshold: tuple[int, int, int] = (0, 0, 0)
+    # None: the dispatcher wrote no GC file (it did not exit cleanly): not counted.
+    pauses: list[tuple[int, float]] | None = None
+    threshold: int | None = None  # the young threshold the process ended with
+
+    @property
+    def ok(self) -> bool:
+        return self.pauses is not None and not self.run.error
 
     def by_generation(self, generation: int) -> list[float]:
-        return [ms for gen, ms in self.pauses if gen == generation]
+        return [ms for gen, ms in self.pauses or [] if gen == generation]
 
     @property
     def gc_ms_per_1000(self) -> float:
-        total = sum(ms for _, ms in self.pauses)
-        return total / self.run.delivered * 1000 if self.run.delivered else float("nan")
+        if self.pauses is None or not self.run.delivered:
+            return float("nan")
+        return sum(ms for _, ms in self.pauses) / self.run.delivered * 1000
 
 
 def _one(setup: HookwaySetup, threshold: int, events: int, deadline: float) -> Round:
-    label = f"threshold {threshold}"
-    lag_file = setup.tmp / f"lag-{setup.count + 1}.json"
-    gc_file = setup.tmp / f"gc-{setup.count + 1}.json"
-    env, folder = setup.fresh(
-        DELAY_MS,
-        CONCURRENCY,
-        HOOKWAY_GC_GEN0_THRESHOLD=str(threshold),
-        HOOKWAY_LOOP_LAG_FILE=str(lag_file),
-        BENCH_GC_FILE=str(gc_file),
-    )
+    env, folder = setup.fresh(DELAY_MS, CONCURRENCY, HOOKWAY_GC_GEN0_THRESHOLD=str(threshold))
+    lag_file, gc_file = folder / "lag.json", folder / "gc.json"
+    env.update(HOOKWAY_LOOP_LAG_FILE=str(lag_file), BENCH_GC_FILE=str(gc_file))
     produce_hookway(env, events)
     worker = common.Server(
         f"dispatch-gc-{threshold}",
@@ -74,17 +74,19 @@ def _one(setup: HookwaySetup, threshold: int, events: int, deadline: float) -> R
         env=env,
         logdir=folder,
     )
-    run = _throughput(setup.rx, Run(label, "1 process"), worker, events, deadline)
-    doc: dict[str, Any] = {}
+    run = _throughput(
+        setup.rx, Run(f"threshold {threshold}", "1 process"), worker, events, deadline
+    )
     try:
-        doc = json.loads(gc_file.read_text())
+        doc: dict[str, Any] = json.loads(gc_file.read_text())
     except (OSError, ValueError):
         run.error = run.error or "no GC file: the dispatcher did not exit cleanly"
+        return Round(run, read_lag(lag_file))
     return Round(
         run,
         read_lag(lag_file),
-        [(int(g), float(ms)) for g, ms in doc.get("pauses", [])],
-        tuple(doc.get("threshold", (0, 0, 0))),  # type: ignore[arg-type]
+        [(int(g), float(ms)) for g, ms in doc["pauses"]],
+        int(doc["threshold"][0]),
     )
 
 
@@ -94,9 +96,12 @@ def _median(values: list[float]) -> float:
 
 
 def _gen_text(rounds: list[Round], generation: int) -> str:
+    """Collections per round (median) / the longest of any round."""
+    if not rounds:
+        return "n/a"
     counts = [len(r.by_generation(generation)) for r in rounds]
-    longest = [max(r.by_generation(generation), default=0.0) for r in rounds]
-    return f"{_median(counts):.0f} / {_median(longest):.1f}"
+    longest = max((ms for r in rounds for ms in r.by_generation(generation)), default=0.0)
+    return f"{_median(counts):.0f} / {longest:.1f}"
 
 
 def run(quick: bool) -> common.Result:
@@ -112,28 +117,28 @@ def run(quick: bool) -> common.Result:
                 one = _one(setup, threshold, events, deadline)
                 results[threshold].append(one)
                 print(
-                    f"   round {r + 1}: gen0 threshold {one.threshold[0]:>6}: "
+                    f"   round {r + 1}: gen0 threshold {one.threshold or threshold:>6}: "
                     f"{one.run.rate:8.1f} deliveries/s, lag p99 "
                     f"{one.lag.get('p99_ms', float('nan')):5.1f} ms, "
-                    f"{len(one.pauses)} collections, "
+                    f"{len(one.pauses or [])} collections, "
                     f"{one.gc_ms_per_1000:5.1f} ms of GC per 1,000 {one.run.error}",
                     flush=True,
                 )
 
     def label(t: int) -> str:
-        seen = {r.threshold[0] for r in results[t]}
-        actual = "/".join(str(s) for s in sorted(seen))
+        seen = {r.threshold for r in results[t] if r.threshold is not None}
+        actual = "/".join(str(s) for s in sorted(seen)) or f"{t or 'default'} (no GC file)"
         if t == 0:
             return f"{actual} (Python's, HOOKWAY_GC_GEN0_THRESHOLD=0)"
         return f"{actual} (Hookway's default)" if t == DEFAULT else actual
 
     rows = []
     for t in thresholds:
-        rs = results[t]
+        rs = [r for r in results[t] if r.ok]
         rows.append(
             [
                 label(t),
-                f"{sum(r.run.delivered for r in rs):,}/{len(rs) * events:,}",
+                f"{sum(r.run.delivered for r in results[t]):,}/{len(results[t]) * events:,}",
                 common.fmt(_median([r.run.rate for r in rs])),
                 " / ".join(common.fmt(r.run.rate, 0) for r in rs),
                 common.fmt(_median([r.lag.get("p50_ms", float("nan")) for r in rs])),
@@ -143,12 +148,13 @@ def run(quick: bool) -> common.Result:
                 _gen_text(rs, 0),
                 _gen_text(rs, 1),
                 _gen_text(rs, 2),
+                " / ".join(str(len(r.by_generation(2))) for r in rs) or "n/a",
                 common.fmt(_median([r.gc_ms_per_1000 for r in rs])),
                 common.fmt(_median([r.run.peak_rss_mb for r in rs])),
                 common.fmt(_median([r.run.cpu_ms_per_delivery for r in rs]), 2),
             ]
         )
-    base, ours = results[thresholds[0]], results[DEFAULT]
+    base, ours = ([r for r in results[t] if r.ok] for t in (thresholds[0], DEFAULT))
     base_rate, our_rate = (_median([r.run.rate for r in x]) for x in (base, ours))
     base_lag, our_lag = (
         _median([r.lag.get("p99_ms", float("nan")) for r in x]) for x in (base, ours)
@@ -173,6 +179,7 @@ def run(quick: bool) -> common.Result:
             "gen0 collections / longest ms",
             "gen1 collections / longest ms",
             "full collections / longest ms",
+            "full collections per round",
             "GC ms per 1,000 deliveries",
             "peak RSS MB",
             "CPU ms/delivery",
@@ -216,8 +223,9 @@ def run(quick: bool) -> common.Result:
             "Collections are timed with `gc.callbacks` (bench/peers/dispatch_gc.py) from "
             "the end of startup on (startup's own collection, before `gc.freeze()`, is "
             "left out). 'gen1' collects the two younger generations, 'full' all three "
-            "(the heap left after startup's freeze). Each cell: collections in the run / "
-            "the longest, median over rounds.",
+            "(the heap left after startup's freeze). Each cell: collections per run (the "
+            "median over rounds) / the longest of any round; a run whose dispatcher "
+            "wrote no GC file is left out of every figure but 'delivered'.",
             "Lag: Hookway's own monitor (a 10 ms timer; how late it fires), over the "
             "process's whole life; deliveries/s from the receiver's arrival times.",
             "The threshold counts container allocations minus deallocations since the "

@@ -273,6 +273,9 @@ FORWARDED_ALLOW_IPS = ("127.0.0.1", "::1")
 
 # Each pruning statement lists a batch's ids as parameters: SQLite takes 32766 at most.
 MAX_PRUNE_BATCH = 10_000
+# Beyond this a young collection walks so much that it is a pause of its own; and
+# gc.set_threshold refuses values past a C int.
+MAX_GC_GEN0_THRESHOLD = 1_000_000
 
 
 def default_sqlite_url() -> str:
@@ -439,6 +442,11 @@ def load(env: Mapping[str, str] | None = None, *, standalone: bool = True) -> Ho
         raise ImproperlyConfigured(
             f"HOOKWAY_PRUNE_BATCH={settings.prune_batch}: expected at most {MAX_PRUNE_BATCH} "
             "(each batch is one short transaction; a large one holds up ingest's writes)"
+        )
+    if settings.gc_gen0_threshold > MAX_GC_GEN0_THRESHOLD:
+        raise ImproperlyConfigured(
+            f"HOOKWAY_GC_GEN0_THRESHOLD={settings.gc_gen0_threshold}: expected at most "
+            f"{MAX_GC_GEN0_THRESHOLD:_} (0 leaves the garbage collector as it is)"
         )
     # Checked last, so a typo elsewhere is reported before the missing key.
     if standalone and not settings.secret_key.strip():

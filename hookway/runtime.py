@@ -218,10 +218,10 @@ def prepare_collector() -> None:
     2. Raise the youngest generation's threshold to HOOKWAY_GC_GEN0_THRESHOLD
        (``raise_gen0_threshold``). At Python's 700 container allocations, a dispatcher
        with hundreds of deliveries in flight (each holding its task's, connection's and
-       request's objects) collected about 350 times per 5,000 deliveries, twice its
-       whole heap, ~13 ms each with the loop waiting; at 2000 it spent 28 % less time
-       collecting and collected the whole heap in none of its runs, with the lowest
-       loop lag of the thresholds tried (bench/results/gc_pauses.md)."""
+       request's objects) collected about 330 times per 5,000 deliveries, its whole
+       heap twice, up to 17 ms each with the loop waiting; at 2000 it spent 30 % less
+       time collecting, never collected the whole heap, and its loop lag p99 fell from
+       12.1 to 10.6 ms (bench/results/gc_pauses.md)."""
     global _heap_frozen
     if _heap_frozen:
         return

@@ -37,6 +37,8 @@ def test_defaults_use_sqlite_under_var_and_embedded_dispatcher():
         ({"HOOKWAY_DEMO": "perhaps"}, "HOOKWAY_DEMO"),
         ({"HOOKWAY_GC_GEN0_THRESHOLD": "-1"}, "HOOKWAY_GC_GEN0_THRESHOLD"),
         ({"HOOKWAY_GC_GEN0_THRESHOLD": "lots"}, "HOOKWAY_GC_GEN0_THRESHOLD"),
+        ({"HOOKWAY_GC_GEN0_THRESHOLD": "1000001"}, "HOOKWAY_GC_GEN0_THRESHOLD"),
+        ({"HOOKWAY_GC_GEN0_THRESHOLD": str(2**31)}, "HOOKWAY_GC_GEN0_THRESHOLD"),
     ],
 )
 def test_a_bad_value_names_the_variable(env, named):
@@ -249,6 +251,7 @@ def test_app_settings_need_no_secret_key_and_ignore_the_servers_variables():
         ({"RETRY_SCHEDULE": {"a": 1}}, r"settings.HOOKWAY\['RETRY_SCHEDULE'\]"),
         ({"DISPATCHER_CONCURRENCY": 0}, r"settings.HOOKWAY\['DISPATCHER_CONCURRENCY'\]"),
         ({"GC_GEN0_THRESHOLD": -5}, r"settings.HOOKWAY\['GC_GEN0_THRESHOLD'\]"),
+        ({"GC_GEN0_THRESHOLD": 2**40}, r"GC_GEN0_THRESHOLD"),
         ({"CONFG": "hookway.toml"}, r"settings.HOOKWAY\['CONFG'\]: not a Hookway setting"),
         ({"SECRET_KEY": "x"}, r"settings.HOOKWAY\['SECRET_KEY'\]: not a Hookway setting"),
     ],
