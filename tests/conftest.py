@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -73,6 +74,16 @@ def _fresh_source_cache() -> Iterator[None]:
     gate.clear_source_cache()
     yield
     gate.clear_source_cache()
+
+
+@pytest.fixture
+def python_gc_thresholds() -> Iterator[None]:
+    """Python's default garbage-collector thresholds for the test (Hookway's startup
+    raises them); the process's own back afterwards."""
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*before)
 
 
 @pytest.fixture

@@ -70,15 +70,6 @@ def test_a_prefix_the_urlconf_does_not_route_to_hookway_is_refused_at_once():
         asgi.wrap(HostApp(), prefix="hooks")
 
 
-@pytest.fixture
-def python_gc_thresholds():
-    """Python's default thresholds for the test; the process's own back afterwards."""
-    before = gc.get_threshold()
-    gc.set_threshold(700, 10, 10)
-    yield
-    gc.set_threshold(*before)
-
-
 async def test_the_lifespan_runs_hookways_startup_and_shutdown(
     settings, monkeypatch, python_gc_thresholds
 ):
