@@ -19,7 +19,6 @@ longest, the collector's time per 1,000 deliveries, peak RSS and CPU per deliver
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,8 +90,7 @@ def _one(setup: HookwaySetup, threshold: int, events: int, deadline: float) -> R
 
 
 def _median(values: list[float]) -> float:
-    values = [v for v in values if v == v]  # drop NaN
-    return statistics.median(values) if values else float("nan")
+    return common.median(v for v in values if v == v)  # a missing figure (NaN) left out
 
 
 def _gen_text(rounds: list[Round], generation: int) -> str:
@@ -132,9 +130,10 @@ def run(quick: bool) -> common.Result:
             return f"{actual} (Python's, HOOKWAY_GC_GEN0_THRESHOLD=0)"
         return f"{actual} (Hookway's default)" if t == DEFAULT else actual
 
+    ok = {t: [r for r in results[t] if r.ok] for t in thresholds}
     rows = []
     for t in thresholds:
-        rs = [r for r in results[t] if r.ok]
+        rs = ok[t]
         rows.append(
             [
                 label(t),
@@ -154,7 +153,7 @@ def run(quick: bool) -> common.Result:
                 common.fmt(_median([r.run.cpu_ms_per_delivery for r in rs]), 2),
             ]
         )
-    base, ours = ([r for r in results[t] if r.ok] for t in (thresholds[0], DEFAULT))
+    base, ours = ok[thresholds[0]], ok[DEFAULT]
     base_rate, our_rate = (_median([r.run.rate for r in x]) for x in (base, ours))
     base_lag, our_lag = (
         _median([r.lag.get("p99_ms", float("nan")) for r in x]) for x in (base, ours)

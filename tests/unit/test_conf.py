@@ -251,7 +251,10 @@ def test_app_settings_need_no_secret_key_and_ignore_the_servers_variables():
         ({"RETRY_SCHEDULE": {"a": 1}}, r"settings.HOOKWAY\['RETRY_SCHEDULE'\]"),
         ({"DISPATCHER_CONCURRENCY": 0}, r"settings.HOOKWAY\['DISPATCHER_CONCURRENCY'\]"),
         ({"GC_GEN0_THRESHOLD": -5}, r"settings.HOOKWAY\['GC_GEN0_THRESHOLD'\]"),
-        ({"GC_GEN0_THRESHOLD": 2**40}, r"GC_GEN0_THRESHOLD"),
+        (
+            {"GC_GEN0_THRESHOLD": 2**40},
+            r"settings.HOOKWAY\['GC_GEN0_THRESHOLD'\]=1099511627776: expected at most",
+        ),
         ({"CONFG": "hookway.toml"}, r"settings.HOOKWAY\['CONFG'\]: not a Hookway setting"),
         ({"SECRET_KEY": "x"}, r"settings.HOOKWAY\['SECRET_KEY'\]: not a Hookway setting"),
     ],
